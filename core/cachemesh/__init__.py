@@ -1,0 +1,102 @@
+"""cachemesh: caching and messaging for Python services, sync and async, built from plugins.
+
+Every name of the user's guide imports from here. Names that a plugin provides load that
+plugin on first use and, when it is not installed, fail with the ``pip install`` to run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import _lazy
+from ._missing import MISSING
+from .backend import CacheBackend, InProcessBackend
+from .cache import NO_EXPIRY, Cache, SyncCache, configure_default_cache, default_cache
+from .cache import default_sync_cache
+from .component import Component, NoOptions
+from .config import CacheConfig
+from .decorators import cache_result
+from .errors import (
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    CacheError,
+    CachemeshError,
+    ConfigError,
+    DuplicateComponentError,
+    InvalidComponentError,
+    InvalidKeyError,
+    MissingPluginError,
+    PluginLoadError,
+    SerializationError,
+    UnknownComponentError,
+    ValueTooLargeError,
+)
+from .fallback import ErrorDecision
+from .keys import CacheKeyBuilder, KeyBuilder, escape_glob, stable_digest
+from .plugins import get_plugin_manager, get_registry, hookimpl, new_plugin_manager
+from .registry import ComponentRegistry
+from .serializers import CorruptEntry, Serializer
+from .strategy import CacheStrategy
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # names resolved lazily below, for type checkers
+    from cachemesh_memory_lru import LRUCache as LRUCache
+    from cachemesh_ttl import TTLCache as TTLCache
+
+__all__ = [
+    "MISSING",
+    "NO_EXPIRY",
+    "BackendError",
+    "BackendTimeoutError",
+    "BackendUnavailableError",
+    "Cache",
+    "CacheBackend",
+    "CacheConfig",
+    "CacheError",
+    "CacheKeyBuilder",
+    "CacheStrategy",
+    "CachemeshError",
+    "Component",
+    "ComponentRegistry",
+    "ConfigError",
+    "CorruptEntry",
+    "DuplicateComponentError",
+    "ErrorDecision",
+    "InProcessBackend",
+    "InvalidComponentError",
+    "InvalidKeyError",
+    "KeyBuilder",
+    "MissingPluginError",
+    "NoOptions",
+    "PluginLoadError",
+    "SerializationError",
+    "Serializer",
+    "SyncCache",
+    "UnknownComponentError",
+    "ValueTooLargeError",
+    "__version__",
+    "cache_result",
+    "configure_default_cache",
+    "default_cache",
+    "default_sync_cache",
+    "escape_glob",
+    "get_plugin_manager",
+    "get_registry",
+    "hookimpl",
+    "new_plugin_manager",
+    "stable_digest",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _lazy.PROVIDED_BY:
+        value = _lazy.load(name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cachemesh' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, *_lazy.PROVIDED_BY])

@@ -1,0 +1,20 @@
+"""The test kit for plugin authors: conformance suites and opt-in pytest fixtures.
+
+Subclass a suite in your plugin's tests and set the component to test::
+
+    from cachemesh.testing import BackendConformance
+
+    class TestMyBackend(BackendConformance):
+        backend = "my-backend"
+        backend_options = {"url": "..."}
+
+Enable the fixtures with ``pytest_plugins = ["cachemesh.testing.pytest_plugin"]`` in a
+``conftest.py`` (or ``-p cachemesh.testing.pytest_plugin``). First-party plugins use the
+kit exactly this way.
+"""
+
+from __future__ import annotations
+
+from .conformance import BackendConformance, StrategyConformance
+
+__all__ = ["BackendConformance", "StrategyConformance"]
