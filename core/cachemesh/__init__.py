@@ -11,8 +11,14 @@ from typing import TYPE_CHECKING, Any
 from . import _lazy
 from ._missing import MISSING
 from .backend import CacheBackend, InProcessBackend
-from .cache import NO_EXPIRY, Cache, SyncCache, configure_default_cache, default_cache
-from .cache import default_sync_cache
+from .cache import (
+    NO_EXPIRY,
+    Cache,
+    SyncCache,
+    configure_default_cache,
+    default_cache,
+    default_sync_cache,
+)
 from .component import Component, NoOptions
 from .config import CacheConfig
 from .decorators import cache_result

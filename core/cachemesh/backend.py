@@ -49,6 +49,7 @@ class CacheBackend(Component, ABC):
     @abstractmethod
     def add(self, key: str, value: Any, ttl: float | None) -> bool:
         """Store only when absent (SET NX); True when stored."""
+
     @abstractmethod
     def delete(self, key: str) -> bool: ...
     @abstractmethod
@@ -64,9 +65,11 @@ class CacheBackend(Component, ABC):
     @abstractmethod
     def delete_pattern(self, pattern: str) -> int:
         """Delete every key matching the Redis-style glob `pattern` (never with KEYS)."""
+
     @abstractmethod
     def ping(self) -> None:
         """Raise `BackendError` when the store cannot be reached."""
+
     @abstractmethod
     def close(self) -> None: ...
 

@@ -110,7 +110,10 @@ class _CacheBase:
     def _failed(self, operation: str, key: str, error: BackendError) -> None:
         """Ask the error policy; re-raise unless it says to answer without the backend."""
         decision = self._on_error_hook(
-            backend=self.backend.name, operation=operation, key=key, error=error,
+            backend=self.backend.name,
+            operation=operation,
+            key=key,
+            error=error,
             config=self.config,
         )
         if decision in (None, ErrorDecision.RAISE):
@@ -386,8 +389,11 @@ class Cache(_CacheBase):
     def sync(self) -> SyncCache:
         """A `SyncCache` over the same backend and settings (it does not own the backend)."""
         return SyncCache(
-            self.config, namespace=self.keys.namespace, backend=self.backend,
-            plugin_manager=self._plugin_manager, registry=self._registry,
+            self.config,
+            namespace=self.keys.namespace,
+            backend=self.backend,
+            plugin_manager=self._plugin_manager,
+            registry=self._registry,
         )
 
 
@@ -405,7 +411,7 @@ def default_cache() -> Cache:
                 cache = Cache(_default.get("config"), backend=_default.get("backend"))
                 _default.setdefault("backend", cache.backend)
                 _default["async"] = cache
-    return cache  # type: ignore[no-any-return]
+    return cache
 
 
 def default_sync_cache() -> SyncCache:
@@ -418,7 +424,7 @@ def default_sync_cache() -> SyncCache:
                 cache = SyncCache(_default.get("config"), backend=_default.get("backend"))
                 _default.setdefault("backend", cache.backend)
                 _default["sync"] = cache
-    return cache  # type: ignore[no-any-return]
+    return cache
 
 
 def configure_default_cache(config: CacheConfig | None = None) -> None:

@@ -59,16 +59,16 @@ def build_strategy(config: CacheConfig, registry: ComponentRegistry | None = Non
     return strategy
 
 
-def build_serializer(
-    config: CacheConfig, registry: ComponentRegistry | None = None
-) -> Serializer:
+def build_serializer(config: CacheConfig, registry: ComponentRegistry | None = None) -> Serializer:
     registry = registry or get_registry()
     cls = registry.resolve("serializer", config.CACHE_SERIALIZER, config_key="serializer")
     options = resolve_options(
         cls, config.CACHE_SERIALIZER_OPTIONS, config=config, config_key="serializer_options"
     )
     key = config.CACHE_SIGNING_KEY
-    serializer: Serializer = cls(options, signing_key=key.get_secret_value().encode() if key else None)
+    serializer: Serializer = cls(
+        options, signing_key=key.get_secret_value().encode() if key else None
+    )
     return serializer
 
 

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import Field, SecretStr, ValidationError, create_model
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -52,13 +52,15 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
 def _validate_one(name: str, value: Any, *, source: str, key: str) -> None:
     field = CacheConfig.model_fields[name]
     try:
-        TypeAdapter(field.annotation).validate_python(value)
+        annotation: Any = field.annotation
+        create_model("FileSetting", value=(annotation, field)).model_validate(
+            {"value": value}
+        )
     except ValidationError as exc:
         shown = "<hidden>" if name in SECRET_FIELDS else repr(value)
         reason = exc.errors()[0]["msg"]
         raise ConfigError(
-            f"{source}: {key} = {shown} is not allowed: {reason}. "
-            f"Expected {_describe_type(field)}."
+            f"{source}: {key} = {shown} is not allowed: {reason}. Expected {_describe_type(field)}."
         ) from None
 
 

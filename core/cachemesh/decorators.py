@@ -40,7 +40,8 @@ def digest_key(func: Callable[..., Any], prefix: str) -> KeyOf:
     """A cross-process string key: ``{prefix}:{digest of the bound arguments}``.
 
     Arguments are bound to the signature, so ``f(1, b=2)`` and ``f(1, 2)`` share an entry;
-    a first parameter named ``self``/``cls`` is left out (its repr differs per process).
+    a first parameter named ``self``/``cls`` is left out (its repr differs per process),
+    unless the object defines ``__cache_key__()``, whose result then stands for it.
     """
     signature = inspect.signature(func)
     skip = _skips_first(func)
@@ -53,7 +54,9 @@ def digest_key(func: Callable[..., Any], prefix: str) -> KeyOf:
         except TypeError:  # let the call itself raise the usual TypeError
             items = [("args", args), ("kwargs", kwargs)]
         if skip and items:
-            items = items[1:]
+            owner = items[0][1]
+            marker = getattr(owner, "__cache_key__", None)
+            items = [("self", marker()), *items[1:]] if callable(marker) else items[1:]
         return f"{prefix}:{stable_digest(items)}"
 
     return key_of
@@ -87,7 +90,8 @@ def wrap_cached(
                 return value
 
         else:
-            assert get is not None and set is not None
+            if get is None or set is None:
+                raise TypeError(f"{func.__qualname__}: give get/set or aget/aset")
             _get, _set = get, set
 
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:

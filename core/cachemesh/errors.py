@@ -51,9 +51,7 @@ class UnknownComponentError(CachemeshError, LookupError):
         parts = [f"{config_key} = {name!r}: no {kind} named {name!r} is installed."]
         if suggestion:
             parts.append(f"Did you mean {suggestion!r}?")
-        parts.append(
-            "Available: " + (", ".join(repr(n) for n in self.available) or "none") + "."
-        )
+        parts.append("Available: " + (", ".join(repr(n) for n in self.available) or "none") + ".")
         parts.append(install_hint)
         super().__init__(" ".join(parts))
 

@@ -91,9 +91,7 @@ class CacheStrategy(Component, ABC):
     @overload
     def cached(self, func: None = None, *, key: KeyOf | None = None) -> Callable[[F], F]: ...
 
-    def cached(
-        self, func: F | None = None, *, key: KeyOf | None = None
-    ) -> F | Callable[[F], F]:
+    def cached(self, func: F | None = None, *, key: KeyOf | None = None) -> F | Callable[[F], F]:
         """Cache a ``def`` or ``async def`` function's results in this store, by arguments.
 
         Usable bare (``@lru.cached``) or called (``@lru.cached(key=...)``); `key` receives

@@ -1,4 +1,4 @@
-"""The core's backend suite on the built-in memory backend (any backend with --cachemesh-backend)."""
+"""The core's backend suite on the memory backend (any backend: --cachemesh-backend)."""
 
 from __future__ import annotations
 

@@ -34,7 +34,11 @@ class MemoryBackend(InProcessBackend):
     Options: ClassVar[type[BaseModel]] = MemoryOptions
 
     def __init__(
-        self, options: Any = None, *, config: Any, registry: Any = None,
+        self,
+        options: Any = None,
+        *,
+        config: Any,
+        registry: Any = None,
         strategy: CacheStrategy | None = None,
     ) -> None:
         super().__init__(options, config=config, registry=registry)

@@ -72,8 +72,20 @@ class BackendConformance:
     # --- values -----------------------------------------------------------------------
     @pytest.mark.parametrize(
         "value",
-        [{"name": "John", "age": 30}, [1, 2, 3], "text", "", 0, 42, -1.5, True, False, None,
-         {"nested": {"list": [1, {"a": None}]}}, "ünïcødé ✓"],
+        [
+            {"name": "John", "age": 30},
+            [1, 2, 3],
+            "text",
+            "",
+            0,
+            42,
+            -1.5,
+            True,
+            False,
+            None,
+            {"nested": {"list": [1, {"a": None}]}},
+            "ünïcødé ✓",
+        ],
     )
     def test_set_then_get_returns_an_equal_value(self, cache: SyncCache, value: Any) -> None:
         assert cache.set("k", value, timeout=60)
@@ -272,7 +284,10 @@ class BackendConformance:
         assert await acache.exists("user:1")
         await acache.set_many({"user:2": 2, "user:3": 3}, timeout=1800)
         assert await acache.get_many(["user:1", "user:2", "user:x", "user:3"]) == [
-            user, 2, None, 3,
+            user,
+            2,
+            None,
+            3,
         ]
         assert await acache.delete_pattern("user:*") == 3
         assert not await acache.exists("user:1")
