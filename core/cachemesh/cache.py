@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pluggy
 
 from ._missing import MISSING
-from .components import build_backend, build_serializer
+from .components import announce_config, build_backend, build_serializer
 from .config import CacheConfig
 from .errors import BackendError, CacheError, ValueTooLargeError
 from .fallback import ErrorDecision
@@ -49,7 +49,7 @@ class _CacheBase:
         pm = plugin_manager or get_plugin_manager()
         if registry is None:
             registry = get_registry(plugin_manager) if plugin_manager else get_registry()
-        pm.hook.cachemesh_configure.call_historic(kwargs={"config": self.config})
+        announce_config(pm, self.config)
         self.keys = KeyBuilder(
             self.config.CACHE_KEY_PREFIX,
             self.config.CACHE_VERSION,

@@ -6,11 +6,16 @@ the options came from, before any connection is made.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+import pluggy
+from pydantic import SecretStr, ValidationError
 
-from .errors import ConfigError
+from .config import redact
+from .errors import ConfigError, UnknownComponentError
+from .keys import stable_digest
 from .plugins import get_registry
 
 if TYPE_CHECKING:
@@ -26,6 +31,38 @@ def _where(config: CacheConfig) -> str:
     return f" (config file {path}, or the matching CACHE_* setting)" if path else ""
 
 
+_announced: weakref.WeakKeyDictionary[pluggy.PluginManager, set[str]] = weakref.WeakKeyDictionary()
+_announce_lock = threading.Lock()
+
+
+def announce_config(pm: pluggy.PluginManager, config: CacheConfig) -> None:
+    """Call the historic `cachemesh_configure` once per distinct config and manager.
+
+    pluggy keeps every historic call to replay it to later plugins; building many caches
+    from equal configs must not grow that history.
+    """
+    values = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in config}
+    digest = stable_digest(values)
+    with _announce_lock:
+        seen = _announced.setdefault(pm, set())
+        if digest in seen:
+            return
+        seen.add(digest)
+    pm.hook.cachemesh_configure.call_historic(kwargs={"config": config})
+
+
+def _resolve(
+    registry: ComponentRegistry, kind: str, name: str, config_key: str, config: CacheConfig
+) -> Any:
+    try:
+        return registry.resolve(kind, name, config_key=config_key)
+    except UnknownComponentError as exc:
+        where = _where(config)
+        if where:
+            exc.args = (f"{exc.args[0]} Set{where}.",)
+        raise
+
+
 def resolve_options(
     cls: type[Any], options: dict[str, Any], *, config: CacheConfig, config_key: str
 ) -> Any:
@@ -36,7 +73,7 @@ def resolve_options(
         problems = []
         for error in exc.errors():
             key = ".".join(str(p) for p in error["loc"])
-            shown = "" if error["type"] == "missing" else f" = {error.get('input')!r}"
+            shown = "" if error["type"] == "missing" else f" = {redact(key, error.get('input'))!r}"
             problems.append(f"{config_key}.{key}{shown}: {error['msg']}")
         allowed = ", ".join(
             f"{name} ({getattr(field.annotation, '__name__', field.annotation)})"
@@ -51,7 +88,7 @@ def resolve_options(
 
 def build_strategy(config: CacheConfig, registry: ComponentRegistry | None = None) -> CacheStrategy:
     registry = registry or get_registry()
-    cls = registry.resolve("strategy", config.CACHE_STRATEGY, config_key="strategy")
+    cls = _resolve(registry, "strategy", config.CACHE_STRATEGY, "strategy", config)
     options = resolve_options(
         cls, config.CACHE_STRATEGY_OPTIONS, config=config, config_key="strategy_options"
     )
@@ -61,7 +98,7 @@ def build_strategy(config: CacheConfig, registry: ComponentRegistry | None = Non
 
 def build_serializer(config: CacheConfig, registry: ComponentRegistry | None = None) -> Serializer:
     registry = registry or get_registry()
-    cls = registry.resolve("serializer", config.CACHE_SERIALIZER, config_key="serializer")
+    cls = _resolve(registry, "serializer", config.CACHE_SERIALIZER, "serializer", config)
     options = resolve_options(
         cls, config.CACHE_SERIALIZER_OPTIONS, config=config, config_key="serializer_options"
     )
@@ -74,7 +111,7 @@ def build_serializer(config: CacheConfig, registry: ComponentRegistry | None = N
 
 def build_backend(config: CacheConfig, registry: ComponentRegistry | None = None) -> CacheBackend:
     registry = registry or get_registry()
-    cls = registry.resolve("backend", config.CACHE_BACKEND, config_key="backend")
+    cls = _resolve(registry, "backend", config.CACHE_BACKEND, "backend", config)
     options = resolve_options(
         cls, config.CACHE_BACKEND_OPTIONS, config=config, config_key="backend_options"
     )

@@ -27,9 +27,29 @@ SECRET_FIELDS = frozenset({"REDIS_PASSWORD", "CACHE_SIGNING_KEY"})
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?=@)", re.I)
 
 
+_SECRET_NAME = re.compile(r"pass(word)?|secret|token|signing|credential|api_?key", re.I)
+
+
 def redact_url(url: str) -> str:
     """``redis://user:secret@host`` -> ``redis://user:***@host``; anything else unchanged."""
     return _URL_PASSWORD.sub(r"\g<head>***", url)
+
+
+def redact(name: str, value: Any) -> Any:
+    """`value` fit for a repr, log line or error: secrets by name hidden, URL passwords masked.
+
+    Nested mappings and lists are walked, so options such as
+    ``{"url": "redis://:pw@h", "password": "pw"}`` come out clean too.
+    """
+    if name in SECRET_FIELDS or (_SECRET_NAME.search(name) and value is not None):
+        return "<hidden>"
+    if isinstance(value, str):
+        return redact_url(value) if "://" in value else value
+    if isinstance(value, dict):
+        return {k: redact(str(k), v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact(name, v) for v in value)
+    return value
 
 
 class _ConfigFileSource(PydanticBaseSettingsSource):
@@ -53,11 +73,9 @@ def _validate_one(name: str, value: Any, *, source: str, key: str) -> None:
     field = CacheConfig.model_fields[name]
     try:
         annotation: Any = field.annotation
-        create_model("FileSetting", value=(annotation, field)).model_validate(
-            {"value": value}
-        )
+        create_model("FileSetting", value=(annotation, field)).model_validate({"value": value})
     except ValidationError as exc:
-        shown = "<hidden>" if name in SECRET_FIELDS else repr(value)
+        shown = repr(redact(name, value))
         reason = exc.errors()[0]["msg"]
         raise ConfigError(
             f"{source}: {key} = {shown} is not allowed: {reason}. Expected {_describe_type(field)}."
@@ -162,18 +180,17 @@ class CacheConfig(BaseSettings):
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
-            if isinstance(value, str) and "://" in value:
-                yield name, redact_url(value)
-            else:
+            if name is None or isinstance(value, SecretStr):
                 yield name, value
+            else:
+                yield name, redact(name, value)
 
 
 def _explain(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         name = ".".join(str(p) for p in error["loc"]) or "CacheConfig"
-        field = name.split(".")[0]
-        shown = "<hidden>" if field in SECRET_FIELDS else repr(error.get("input"))
+        shown = repr(redact(name, error.get("input")))
         lines.append(f"{name} = {shown}: {error['msg']}")
     return (
         "Invalid cachemesh settings (from keyword arguments, environment variables, .env or "

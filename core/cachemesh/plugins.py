@@ -134,9 +134,15 @@ def reset_plugin_manager() -> None:
 
 
 def plugin_distribution(pm: pluggy.PluginManager, plugin_name: str) -> tuple[str, str]:
-    """(distribution, version) of a registered plugin; built-ins report the core's."""
+    """(distribution, version) of a registered plugin.
+
+    Built-ins report the core; a plugin registered in code (a conftest, an application)
+    has no distribution and reports ``("(registered in code)", "")``.
+    """
     plugin = pm.get_plugin(plugin_name)
     for registered, dist in pm.list_plugin_distinfo():
         if registered is plugin:
             return dist.project_name, dist.version
-    return "cachemesh", importlib.metadata.version("cachemesh")
+    if plugin_name in BUILTIN_PLUGINS:
+        return "cachemesh", importlib.metadata.version("cachemesh")
+    return "(registered in code)", ""

@@ -196,3 +196,22 @@ def test_config_is_frozen(make_config: MakeConfig) -> None:
     config = make_config()
     with pytest.raises(Exception, match="frozen"):
         config.REDIS_HOST = "elsewhere"  # type: ignore[misc]
+
+
+def test_secrets_in_component_options_are_hidden(make_config: MakeConfig) -> None:
+    secret = "opt-s3cr3t"
+    config = make_config(
+        CACHE_BACKEND_OPTIONS={"password": secret, "url": f"redis://:{secret}@h:1/0"},
+        CELERY_TASK_ROUTES={"a": {"broker": f"amqp://u:{secret}@h//"}},
+    )
+    assert secret not in repr(config)
+    with pytest.raises(ConfigError) as info:
+        SyncCache(config)  # the memory backend takes no such options
+    assert secret not in str(info.value)
+    assert "backend_options.password = '<hidden>'" in str(info.value)
+
+
+def test_unknown_component_names_the_config_file(make_config: MakeConfig, tmp_path: Path) -> None:
+    with pytest.raises(UnknownComponentError) as info:
+        SyncCache(make_config('strategy = "lur"\n'))
+    assert str(tmp_path / "cachemesh.toml") in str(info.value)

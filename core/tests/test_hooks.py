@@ -243,3 +243,21 @@ def test_hook_cachemesh_on_backend_error(
     with pytest.raises(BackendUnavailableError):
         cache.set("k", 1)
     assert decisions == [("down", "get", "myapp:v1:k"), ("down", "set", "myapp:v1:k")]
+
+
+def test_configure_history_does_not_grow_with_equal_configs(
+    plugin_manager: pluggy.PluginManager, register_plugin: Register
+) -> None:
+    seen: list[str] = []
+
+    class Plugin:
+        @hookimpl
+        def cachemesh_configure(self, config: CacheConfig) -> None:
+            seen.append(config.CACHE_KEY_PREFIX)
+
+    register_plugin(Plugin())
+    for _ in range(200):
+        cache_on(plugin_manager, CACHE_KEY_PREFIX="same")
+    cache_on(plugin_manager, CACHE_KEY_PREFIX="other")
+    assert seen == ["same", "other"]
+    assert len(plugin_manager.hook.cachemesh_configure._call_history) == 2
