@@ -22,13 +22,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 KeyOf = Callable[[tuple[Any, ...], dict[str, Any]], Any]
 
 
-def argument_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
-    """An in-process key for a call: cheap, hashable, equal for equal arguments."""
-    if kwargs:
-        return (args, tuple(sorted(kwargs.items())))
-    if len(args) == 1 and type(args[0]) in (int, str):
-        return args[0]  # type: ignore[no-any-return]
-    return args
+_KWARGS = object()  # separates positional from keyword arguments inside a key
+
+
+def argument_key(func: Callable[..., Any]) -> KeyOf:
+    """In-process keys for calls of `func`: cheap, hashable, equal for equal arguments.
+
+    The function is part of the key, so several functions can share one store, and a
+    marker separates keyword arguments, so ``f(1, b=2)`` never meets ``f(1, ("b", 2))``.
+    """
+
+    def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+        if kwargs:
+            return (func, *args, _KWARGS, *sorted(kwargs.items()))
+        return (func, *args)
+
+    return key_of
 
 
 def _skips_first(func: Callable[..., Any]) -> bool:
@@ -45,14 +54,22 @@ def digest_key(func: Callable[..., Any], prefix: str) -> KeyOf:
     """
     signature = inspect.signature(func)
     skip = _skips_first(func)
+    names = list(signature.parameters)
+    plain = all(
+        p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty
+        for p in signature.parameters.values()
+    )
 
     def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        try:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            items = list(bound.arguments.items())
-        except TypeError:  # let the call itself raise the usual TypeError
-            items = [("args", args), ("kwargs", kwargs)]
+        if plain and not kwargs and len(args) == len(names):
+            items = list(zip(names, args, strict=True))  # what bind() would give, ~4 µs cheaper
+        else:
+            try:
+                bound = signature.bind(*args, **kwargs)
+                bound.apply_defaults()
+                items = list(bound.arguments.items())
+            except TypeError:  # let the call itself raise the usual TypeError
+                items = [("args", args), ("kwargs", kwargs)]
         if skip and items:
             owner = items[0][1]
             marker = getattr(owner, "__cache_key__", None)

@@ -63,7 +63,12 @@ def stable_digest(value: Any) -> str:
     return hashlib.sha256(_canonical(value).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+_SCALARS = (str, int, float, bool, bytes, type(None))
+
+
 def _canonical(value: Any) -> str:
+    if type(value) in _SCALARS:  # the common case first: no abstract-class checks
+        return f"{type(value).__name__}:{value!r}"
     if isinstance(value, Mapping):
         items = sorted((_canonical(k), _canonical(v)) for k, v in value.items())
         return "{" + ",".join(f"{k}:{v}" for k, v in items) + "}"

@@ -11,8 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, MutableMapping
+from collections.abc import Callable, Hashable, Mapping, MutableMapping
 from typing import Any, ClassVar, TypeVar, overload
+
+from pydantic import BaseModel
 
 from ._missing import MISSING
 from .component import Component
@@ -34,12 +36,23 @@ class CacheStrategy(Component, ABC):
     def __init__(
         self, options: Any = None, *, clock: Clock = time.monotonic, **kwargs: Any
     ) -> None:
-        merged = dict(options or {}) if not hasattr(options, "model_dump") else options.model_dump()
+        if options is not None and not isinstance(options, (Mapping, BaseModel)):
+            raise TypeError(
+                f"{type(self).__name__}() takes its options by keyword, e.g. "
+                f"{type(self).__name__}({self._example_options()}); got {options!r}."
+            )
+        merged = options.model_dump() if isinstance(options, BaseModel) else dict(options or {})
         merged.update(kwargs)
         self.options = self.parse_options(merged)
         self.clock = clock
         self.lock = threading.Lock()
         self.store: MutableMapping[Hashable, Any] = self.make_store()
+
+    @classmethod
+    def _example_options(cls) -> str:
+        return ", ".join(
+            f"{name}={field.default!r}" for name, field in cls.Options.model_fields.items()
+        )
 
     @abstractmethod
     def make_store(self) -> MutableMapping[Hashable, Any]:
@@ -80,11 +93,6 @@ class CacheStrategy(Component, ABC):
         with self.lock:
             return len(self.store)
 
-    def snapshot(self) -> list[tuple[Hashable, Any]]:
-        """A copy of the live entries, for iteration without holding the lock."""
-        with self.lock:
-            return [(k, self.store[k]) for k in list(self.store) if k in self.store]
-
     # --- the decorator --------------------------------------------------------------------
     @overload
     def cached(self, func: F) -> F: ...
@@ -95,26 +103,33 @@ class CacheStrategy(Component, ABC):
         """Cache a ``def`` or ``async def`` function's results in this store, by arguments.
 
         Usable bare (``@lru.cached``) or called (``@lru.cached(key=...)``); `key` receives
-        ``(args, kwargs)`` and returns a hashable key.
+        ``(args, kwargs)`` and returns the exact store key (so direct ``get``/``set`` can
+        share it). The default key includes the function, so functions never share entries.
         """
-        key_of = key or argument_key
-        lock, store = self.lock, self.store
+        store = self.store
+        # acquire()/release() bound once: half the cost of `with lock:` on the hit path.
+        acquire, release = self.lock.acquire, self.lock.release
 
         def get(k: Hashable) -> Any:
-            with lock:
-                try:
-                    return store[k]
-                except KeyError:
-                    return MISSING
+            acquire()
+            try:
+                return store[k]
+            except KeyError:
+                return MISSING
+            finally:
+                release()
 
         def set_(k: Hashable, value: Any) -> None:
-            with lock:
-                try:
-                    store[k] = value
-                except ValueError:
-                    store.pop(k, None)
+            acquire()
+            try:
+                store[k] = value
+            except ValueError:  # larger than the whole store: not kept
+                store.pop(k, None)
+            finally:
+                release()
 
         def decorate(f: F) -> F:
+            key_of = key if key is not None else argument_key(f)
             return wrap_cached(f, key_of=key_of, get=get, set=set_)
 
         return decorate(func) if func is not None else decorate

@@ -48,6 +48,7 @@ class MemoryBackend(InProcessBackend):
         self.strategy = strategy
         self._store = strategy.store
         self._lock = strategy.lock
+        self._acquire, self._release = strategy.lock.acquire, strategy.lock.release
         self._clock = strategy.clock
 
     # Entries are (expires_at or None, value); an expired entry is dropped when touched.
@@ -68,8 +69,11 @@ class MemoryBackend(InProcessBackend):
             self._store.pop(key, None)
 
     def get(self, key: str) -> Any:
-        with self._lock:
+        self._acquire()
+        try:
             entry = self._live(key, self._clock())
+        finally:
+            self._release()
         return MISSING if entry is MISSING else entry[1]
 
     def get_many(self, keys: Sequence[str]) -> list[Any]:
