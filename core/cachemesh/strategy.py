@@ -48,6 +48,13 @@ class CacheStrategy(Component, ABC):
         self.lock = threading.Lock()
         self.store: MutableMapping[Hashable, Any] = self.make_store()
 
+    @property
+    def entry_lifetime(self) -> float | None:
+        """Longest time, in seconds, this store keeps any entry after its write (None: no
+        limit). The memory backend caps per-entry timeouts with it, so ``ttl()`` tells
+        the truth on a store that expires entries itself."""
+        return None
+
     @classmethod
     def _example_options(cls) -> str:
         return ", ".join(

@@ -50,6 +50,7 @@ class MemoryBackend(InProcessBackend):
         self._lock = strategy.lock
         self._acquire, self._release = strategy.lock.acquire, strategy.lock.release
         self._clock = strategy.clock
+        self._lifetime = strategy.entry_lifetime
 
     # Entries are (expires_at or None, value); an expired entry is dropped when touched.
     def _live(self, key: Hashable, now: float) -> Any:
@@ -63,6 +64,9 @@ class MemoryBackend(InProcessBackend):
         return entry
 
     def _put(self, key: str, value: Any, ttl: float | None, now: float) -> None:
+        lifetime = self._lifetime
+        if lifetime is not None and (ttl is None or ttl > lifetime):
+            ttl = lifetime  # the store drops it then anyway: say so in ttl()
         try:
             self._store[key] = (None if ttl is None else now + ttl, value)
         except ValueError:  # larger than the whole store: not kept

@@ -6,9 +6,8 @@ from collections.abc import Hashable, MutableMapping
 from typing import Any, ClassVar
 
 import cachetools
-from pydantic import BaseModel, ConfigDict, Field
-
 from cachemesh import CacheStrategy, hookimpl
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["LRUCache", "LRUOptions"]
 __version__ = "0.1.0"
