@@ -12,6 +12,8 @@ class _Missing(enum.Enum):
     def __repr__(self) -> str:
         return "cachemesh.MISSING"
 
+    __str__ = __repr__
+
     def __bool__(self) -> Literal[False]:
         return False
 

@@ -7,6 +7,7 @@ demo call `main()` in-process from an empty directory, which is fast and gives c
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -25,6 +26,13 @@ from cachemesh.plugins import get_plugin_manager, reset_plugin_manager
 from cachemesh.registry import ComponentRegistry
 
 PASSWORD = "hunter2-very-secret"
+
+# Tests that show the lru/ttl plugins at work; the core must also pass alone (tox env core).
+needs_strategy_plugins = pytest.mark.skipif(
+    importlib.util.find_spec("cachemesh_memory_lru") is None
+    or importlib.util.find_spec("cachemesh_ttl") is None,
+    reason="needs cachemesh-memory-lru and cachemesh-ttl installed",
+)
 _OWN_ENV = ("CACHEMESH_", "CACHE_", "REDIS_", "CELERY_")
 
 
@@ -87,6 +95,7 @@ def write_config(directory: Path, text: str) -> None:
 # --- cachemesh plugins -------------------------------------------------------------------
 
 
+@needs_strategy_plugins
 def test_plugins_text_lists_every_installed_component(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "plugins")
     assert result.returncode == 0, result.stderr
@@ -100,6 +109,7 @@ def test_plugins_text_lists_every_installed_component(tmp_path: Path) -> None:
     assert "not loaded" not in out
 
 
+@needs_strategy_plugins
 def test_plugins_json_names_the_distribution_of_each_component(tmp_path: Path) -> None:
     data = plugins_json(tmp_path)
     by_name = {(c["kind"], c["name"]): c for c in data["components"]}
@@ -122,6 +132,7 @@ def test_plugins_json_names_the_distribution_of_each_component(tmp_path: Path) -
     assert data["not_loaded"] == []
 
 
+@needs_strategy_plugins
 def test_empty_load_plugins_hides_lru_and_ttl(tmp_path: Path) -> None:
     data = plugins_json(tmp_path, CACHEMESH_LOAD_PLUGINS="")
     names = component_names(data)
@@ -136,6 +147,7 @@ def test_empty_load_plugins_hides_lru_and_ttl(tmp_path: Path) -> None:
     }
 
 
+@needs_strategy_plugins
 def test_disable_plugins_hides_ttl_only(tmp_path: Path) -> None:
     data = plugins_json(tmp_path, CACHEMESH_DISABLE_PLUGINS="cachemesh-ttl")
     names = component_names(data)
@@ -192,6 +204,7 @@ def test_check_passes_with_defaults_in_an_empty_directory(
     assert out.rstrip().endswith("cachemesh check: OK")
 
 
+@needs_strategy_plugins
 def test_check_reports_the_config_file_and_lru_strategy(
     with_entry_points: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -232,6 +245,7 @@ def test_check_fails_on_unknown_file_key(
     assert "cachemesh.toml: unknown key 'backnd'. Did you mean 'backend'?" in err
 
 
+@needs_strategy_plugins
 def test_check_fails_on_bad_strategy_option(
     with_entry_points: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -325,6 +339,7 @@ def test_scrub_and_safe_value_hide_secrets() -> None:
 # --- cachemesh demo ----------------------------------------------------------------------
 
 
+@needs_strategy_plugins
 def test_demo_walks_through_the_spec_examples(
     isolated: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -351,6 +366,7 @@ def test_demo_walks_through_the_spec_examples(
     assert out.rstrip().endswith("cachemesh demo: OK")
 
 
+@needs_strategy_plugins
 def test_demo_skips_strategies_whose_plugin_is_missing(
     isolated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
