@@ -33,11 +33,11 @@ def test_first_party_backend_not_installed_names_key_choices_and_install(
     installed: pluggy.PluginManager, make_config: object
 ) -> None:
     with pytest.raises(UnknownComponentError) as info:
-        _build(installed, CACHE_BACKEND="redis")
+        _build(installed, CACHE_BACKEND="multi-level")
     message = str(info.value)
-    assert "backend = 'redis'" in message
+    assert "backend = 'multi-level'" in message
     assert "Available: 'memory'" in message
-    assert "pip install cachemesh-redis-backend" in message
+    assert "pip install cachemesh-multi-level" in message
     assert info.value.config_key == "backend"
     assert "memory" in info.value.available
 
@@ -79,12 +79,12 @@ def _run_in(directory: Path, code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_config_file_with_unknown_backend_fails_in_a_real_process(tmp_path: Path) -> None:
-    (tmp_path / "cachemesh.toml").write_text('backend = "redis"\n')
+    (tmp_path / "cachemesh.toml").write_text('backend = "multi-level"\n')
     result = _run_in(tmp_path, "import cachemesh; cachemesh.SyncCache()")
     assert result.returncode != 0
     assert "UnknownComponentError" in result.stderr
-    assert "backend = 'redis'" in result.stderr
-    assert "pip install cachemesh-redis-backend" in result.stderr
+    assert "backend = 'multi-level'" in result.stderr
+    assert "pip install cachemesh-multi-level" in result.stderr
 
 
 def test_pyproject_tool_table_with_strategy_typo_fails_in_a_real_process(tmp_path: Path) -> None:

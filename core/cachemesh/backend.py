@@ -73,6 +73,47 @@ class CacheBackend(Component, ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    # --- lock primitives (DistributedLock); a backend without them cannot host locks ----
+    def lock_acquire(self, key: str, token: str, ttl: float) -> int | None:
+        """Take `key` for `token` for `ttl` seconds unless someone else holds it.
+
+        Returns the fencing token (a counter that grows with every successful acquire of
+        `key`, never reset) when `token` holds the lock afterwards, None when another
+        token does. Must be idempotent: when `token` already holds `key` (a retry after a
+        lost reply), answer as acquired, so a retry never orphans our own lock.
+        """
+        raise self._no_locks()
+
+    def lock_release(self, key: str, token: str) -> bool:
+        """Delete `key` only if `token` holds it; False when it does not (expired, taken)."""
+        raise self._no_locks()
+
+    def lock_extend(self, key: str, token: str, ttl: float) -> bool:
+        """Reset `key`'s expiry to `ttl` seconds only if `token` holds it."""
+        raise self._no_locks()
+
+    def lock_owner(self, key: str) -> str | None:
+        """The token holding `key`, or None."""
+        raise self._no_locks()
+
+    async def alock_acquire(self, key: str, token: str, ttl: float) -> int | None:
+        raise self._no_locks()
+
+    async def alock_release(self, key: str, token: str) -> bool:
+        raise self._no_locks()
+
+    async def alock_extend(self, key: str, token: str, ttl: float) -> bool:
+        raise self._no_locks()
+
+    async def alock_owner(self, key: str) -> str | None:
+        raise self._no_locks()
+
+    def _no_locks(self) -> NotImplementedError:
+        return NotImplementedError(
+            f"The {self.name!r} backend does not implement the lock primitives, so it cannot "
+            "host a DistributedLock; use the redis or memory backend."
+        )
+
     # --- async ------------------------------------------------------------------------
     @abstractmethod
     async def aget(self, key: str) -> Any: ...
@@ -148,3 +189,15 @@ class InProcessBackend(CacheBackend, ABC):
 
     async def aclose(self) -> None:
         self.close()
+
+    async def alock_acquire(self, key: str, token: str, ttl: float) -> int | None:
+        return self.lock_acquire(key, token, ttl)
+
+    async def alock_release(self, key: str, token: str) -> bool:
+        return self.lock_release(key, token)
+
+    async def alock_extend(self, key: str, token: str, ttl: float) -> bool:
+        return self.lock_extend(key, token, ttl)
+
+    async def alock_owner(self, key: str) -> str | None:
+        return self.lock_owner(key)

@@ -113,7 +113,7 @@ def test_plugins_text_lists_every_installed_component(tmp_path: Path) -> None:
 def test_plugins_json_names_the_distribution_of_each_component(tmp_path: Path) -> None:
     data = plugins_json(tmp_path)
     by_name = {(c["kind"], c["name"]): c for c in data["components"]}
-    assert set(by_name) == {
+    assert set(by_name) >= {
         ("backend", "memory"),
         ("strategy", "none"),
         ("strategy", "lru"),
@@ -141,10 +141,9 @@ def test_empty_load_plugins_hides_lru_and_ttl(tmp_path: Path) -> None:
     assert ("backend", "memory") in names
     assert ("serializer", "json") in names
     skipped = {s["distribution"]: s["reason"] for s in data["not_loaded"]}
-    assert skipped == {
-        "cachemesh-memory-lru": "not named in CACHEMESH_LOAD_PLUGINS",
-        "cachemesh-ttl": "not named in CACHEMESH_LOAD_PLUGINS",
-    }
+    assert skipped["cachemesh-memory-lru"] == "not named in CACHEMESH_LOAD_PLUGINS"
+    assert skipped["cachemesh-ttl"] == "not named in CACHEMESH_LOAD_PLUGINS"
+    assert set(skipped.values()) == {"not named in CACHEMESH_LOAD_PLUGINS"}
 
 
 @needs_strategy_plugins

@@ -51,6 +51,8 @@ class MemoryBackend(InProcessBackend):
         self._acquire, self._release = strategy.lock.acquire, strategy.lock.release
         self._clock = strategy.clock
         self._lifetime = strategy.entry_lifetime
+        self._locks: dict[str, tuple[float, str]] = {}
+        self._fences: dict[str, int] = {}
 
     # Entries are (expires_at or None, value); an expired entry is dropped when touched.
     def _live(self, key: Hashable, now: float) -> Any:
@@ -182,6 +184,47 @@ class MemoryBackend(InProcessBackend):
                     count += 1
                 self._store.pop(key, None)
             return count
+
+    # --- locks: kept apart from cache entries, so no eviction strategy can drop one -------
+    def _lock_holder(self, key: str, now: float) -> str | None:
+        held = self._locks.get(key)
+        if held is None:
+            return None
+        if held[0] <= now:
+            del self._locks[key]
+            return None
+        return held[1]
+
+    def lock_acquire(self, key: str, token: str, ttl: float) -> int | None:
+        with self._lock:
+            now = self._clock()
+            holder = self._lock_holder(key, now)
+            if holder == token:
+                return self._fences.get(key, 0)
+            if holder is not None:
+                return None
+            self._locks[key] = (now + ttl, token)
+            fence = self._fences[key] = self._fences.get(key, 0) + 1
+            return fence
+
+    def lock_release(self, key: str, token: str) -> bool:
+        with self._lock:
+            if self._lock_holder(key, self._clock()) != token:
+                return False
+            del self._locks[key]
+            return True
+
+    def lock_extend(self, key: str, token: str, ttl: float) -> bool:
+        with self._lock:
+            now = self._clock()
+            if self._lock_holder(key, now) != token:
+                return False
+            self._locks[key] = (now + ttl, token)
+            return True
+
+    def lock_owner(self, key: str) -> str | None:
+        with self._lock:
+            return self._lock_holder(key, self._clock())
 
     def ping(self) -> None:
         return None

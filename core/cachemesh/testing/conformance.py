@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
+import pluggy
 import pytest
 
 from .._missing import MISSING
@@ -31,6 +32,9 @@ class BackendConformance:
     backend_options: ClassVar[dict[str, Any]] = {}
     #: Extra CacheConfig settings (e.g. REDIS_PORT for a server a fixture started).
     settings: ClassVar[dict[str, Any]] = {}
+    #: Plugin objects registered on the suite's plugin manager besides the installed
+    #: ones (e.g. a module registering a test-only backend).
+    plugins: ClassVar[tuple[object, ...]] = ()
     #: When True, ``--cachemesh-backend`` replaces `backend` (the core's own suite).
     follows_backend_option: ClassVar[bool] = False
     #: Shortest expiry the suite waits for, in seconds.
@@ -56,9 +60,16 @@ class BackendConformance:
             **self.settings,
         )
 
+    def _plugin_manager(self) -> pluggy.PluginManager:
+        pm = new_plugin_manager(load_entrypoints=True)
+        for plugin in self.plugins:
+            if not pm.is_registered(plugin):
+                pm.register(plugin, name=f"conformance-extra-{id(plugin)}")
+        return pm
+
     @pytest.fixture
     def cache(self, conformance_config: CacheConfig) -> Iterator[SyncCache]:
-        pm = new_plugin_manager(load_entrypoints=True)
+        pm = self._plugin_manager()
         cache = SyncCache(conformance_config, plugin_manager=pm, registry=get_registry(pm))
         yield cache
         cache.clear()
@@ -66,7 +77,7 @@ class BackendConformance:
 
     @pytest.fixture
     async def acache(self, conformance_config: CacheConfig) -> AsyncIterator[Cache]:
-        pm = new_plugin_manager(load_entrypoints=True)
+        pm = self._plugin_manager()
         cache = Cache(conformance_config, plugin_manager=pm, registry=get_registry(pm))
         yield cache
         await cache.clear()

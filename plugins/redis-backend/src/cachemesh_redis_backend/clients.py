@@ -1,0 +1,186 @@
+"""Building redis-py clients (sync and asyncio) from `CacheConfig` and `RedisOptions`.
+
+Every client gets bounded socket and connect timeouts and redis-py's own retries turned
+off: the backend retries idempotent reads itself and never retries a write, because a
+lost reply leaves a write's outcome unknown (a retried INCR or SET NX runs twice).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.sentinel
+from cachemesh import CacheConfig, ConfigError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .options import RedisOptions
+
+
+def _no_retry() -> Retry:
+    return Retry(NoBackoff(), 0)
+
+
+def _address(text: str, what: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(
+            f"{what} entry {text!r} must look like 'host:port', e.g. '127.0.0.1:26379'."
+        )
+    return host, int(port)
+
+
+def common_kwargs(config: CacheConfig, options: RedisOptions) -> dict[str, Any]:
+    """Connection settings shared by every mode: timeouts, auth, TLS, health checks."""
+    password = config.REDIS_PASSWORD.get_secret_value() if config.REDIS_PASSWORD else None
+    kwargs: dict[str, Any] = {
+        "socket_timeout": config.REDIS_SOCKET_TIMEOUT,
+        "socket_connect_timeout": config.REDIS_CONNECTION_TIMEOUT,
+        "health_check_interval": options.health_check_interval,
+        "password": password,
+        "username": options.username,
+        "retry": _no_retry(),
+    }
+    url = options.url.get_secret_value() if options.url else None
+    use_ssl = options.ssl or (url is not None and url.startswith("rediss://"))
+    if use_ssl:
+        kwargs.update(
+            ssl=True,
+            ssl_cert_reqs=options.ssl_cert_reqs,
+            ssl_check_hostname=options.ssl_check_hostname,
+            ssl_ca_certs=options.ssl_ca_certs,
+            ssl_certfile=options.ssl_certfile,
+            ssl_keyfile=options.ssl_keyfile,
+        )
+    return kwargs
+
+
+def _standalone_kwargs(config: CacheConfig, options: RedisOptions) -> dict[str, Any]:
+    kwargs = common_kwargs(config, options)
+    kwargs["max_connections"] = config.REDIS_MAX_CONNECTIONS
+    url = options.url.get_secret_value() if options.url else None
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(
+                f"backend_options.url has scheme {parts.scheme!r}; use redis://, rediss:// "
+                "(TLS) or unix://."
+            )
+        kwargs["url"] = url
+        if parts.password:
+            kwargs.pop("password")  # the URL's own password wins
+        if parts.username:
+            kwargs.pop("username")
+        if parts.scheme == "unix":
+            for key in (
+                "ssl",
+                "ssl_cert_reqs",
+                "ssl_check_hostname",
+                "ssl_ca_certs",
+                "ssl_certfile",
+                "ssl_keyfile",
+            ):
+                kwargs.pop(key, None)
+    elif options.unix_socket_path:
+        kwargs.update(unix_socket_path=options.unix_socket_path, db=config.REDIS_DB)
+    else:
+        kwargs.update(host=config.REDIS_HOST, port=config.REDIS_PORT, db=config.REDIS_DB)
+    return kwargs
+
+
+def _build(kwargs: dict[str, Any], factory: Any) -> Any:
+    url = kwargs.pop("url", None)
+    if url is not None:
+        return factory.from_url(url, **kwargs)
+    return factory(**kwargs)
+
+
+def sync_client(config: CacheConfig, options: RedisOptions) -> Any:
+    """A blocking client for `options.mode`."""
+    if options.mode == "cluster":
+        return redis.cluster.RedisCluster(
+            startup_nodes=[
+                redis.cluster.ClusterNode(*_address(n, "cluster_nodes"))
+                for n in _need(options.cluster_nodes, "cluster_nodes", "cluster")
+            ],
+            max_connections=config.REDIS_MAX_CONNECTIONS,
+            **common_kwargs(config, options),
+        )
+    if options.mode == "sentinel":
+        sentinel = redis.sentinel.Sentinel(
+            [_address(s, "sentinels") for s in _need(options.sentinels, "sentinels", "sentinel")],
+            sentinel_kwargs=_sentinel_kwargs(config, options),
+            **common_kwargs(config, options),
+        )
+        return sentinel.master_for(
+            options.service_name,
+            db=config.REDIS_DB,
+            max_connections=config.REDIS_MAX_CONNECTIONS,
+        )
+    return _build(_standalone_kwargs(config, options), redis.Redis)
+
+
+def async_client(config: CacheConfig, options: RedisOptions) -> Any:
+    """An asyncio client for `options.mode`; it belongs to the event loop that first uses it."""
+    if options.mode == "cluster":
+        return redis.asyncio.cluster.RedisCluster(
+            startup_nodes=[
+                redis.asyncio.cluster.ClusterNode(*_address(n, "cluster_nodes"))
+                for n in _need(options.cluster_nodes, "cluster_nodes", "cluster")
+            ],
+            max_connections=config.REDIS_MAX_CONNECTIONS,
+            **common_kwargs(config, options),
+        )
+    if options.mode == "sentinel":
+        sentinel = redis.asyncio.sentinel.Sentinel(
+            [_address(s, "sentinels") for s in _need(options.sentinels, "sentinels", "sentinel")],
+            sentinel_kwargs=_sentinel_kwargs(config, options),
+            **common_kwargs(config, options),
+        )
+        return sentinel.master_for(
+            options.service_name,
+            db=config.REDIS_DB,
+            max_connections=config.REDIS_MAX_CONNECTIONS,
+        )
+    return _build(_standalone_kwargs(config, options), redis.asyncio.Redis)
+
+
+def _need(values: list[str], option: str, mode: str) -> list[str]:
+    if not values:
+        raise ConfigError(
+            f'backend_options.mode = "{mode}" needs backend_options.{option}, e.g. '
+            f'{option} = ["127.0.0.1:{26379 if mode == "sentinel" else 7000}"].'
+        )
+    return values
+
+
+def _sentinel_kwargs(config: CacheConfig, options: RedisOptions) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "socket_timeout": config.REDIS_SOCKET_TIMEOUT,
+        "socket_connect_timeout": config.REDIS_CONNECTION_TIMEOUT,
+    }
+    if options.sentinel_password:
+        kwargs["password"] = options.sentinel_password.get_secret_value()
+    return kwargs
+
+
+def describe(config: CacheConfig, options: RedisOptions) -> str:
+    """Where the backend connects, for messages: never a password."""
+    if options.mode == "cluster":
+        return f"Redis Cluster {','.join(options.cluster_nodes)}"
+    if options.mode == "sentinel":
+        return f"Redis Sentinel master {options.service_name!r} via {','.join(options.sentinels)}"
+    if options.url:
+        parts = urlsplit(options.url.get_secret_value())
+        if parts.scheme == "unix":
+            return f"Redis at unix:{parts.path}"
+        return f"Redis at {parts.hostname}:{parts.port or 6379}{parts.path or ''}"
+    if options.unix_socket_path:
+        return f"Redis at unix:{options.unix_socket_path}"
+    return f"Redis at {config.REDIS_HOST}:{config.REDIS_PORT}/{config.REDIS_DB}"
