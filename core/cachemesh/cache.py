@@ -60,6 +60,8 @@ class _CacheBase:
         self._owns_backend = backend is None
         self.backend = backend if backend is not None else build_backend(self.config, registry)
         self._plain = self.backend.stores_objects
+        self._dumps = self.serializer.dumps
+        self._loads = self.serializer.loads
         self._max_bytes = self.config.CACHE_MAX_VALUE_BYTES
         self._default_ttl = float(self.config.CACHE_DEFAULT_TIMEOUT)
         self._on_error_hook = pm.hook.cachemesh_on_backend_error
@@ -75,19 +77,20 @@ class _CacheBase:
     def _ttl(self, timeout: float | None) -> float | None:
         if timeout is None:
             return self._default_ttl
-        if timeout == NO_EXPIRY:
+        kind = type(timeout)
+        if (kind is int or kind is float) and 0 < timeout < NO_EXPIRY:
+            return timeout  # the common case: plain seconds
+        if timeout == NO_EXPIRY and kind is not bool:
             return None
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise CacheError(
-                f"timeout={timeout!r} is not valid: give seconds > 0, None for "
-                f"CACHE_DEFAULT_TIMEOUT ({self._default_ttl:g}s), or cachemesh.NO_EXPIRY."
-            )
-        return float(timeout)
+        raise CacheError(
+            f"timeout={timeout!r} is not valid: give seconds > 0, None for "
+            f"CACHE_DEFAULT_TIMEOUT ({self._default_ttl:g}s), or cachemesh.NO_EXPIRY."
+        )
 
     def _encode(self, key: str, value: Any) -> Any:
         if self._plain:
             return value
-        payload = self.serializer.dumps(value)
+        payload = self._dumps(value)
         if self._max_bytes is not None and len(payload) > self._max_bytes:
             raise ValueTooLargeError(
                 f"The value for {key!r} is {len(payload)} bytes encoded, over "
@@ -101,11 +104,23 @@ class _CacheBase:
         if self._plain:
             return raw
         try:
-            return self.serializer.loads(raw)
+            return self._loads(raw)
         except CorruptEntry:
-            with self._count_lock:
-                self.corrupt_entries += 1
+            self._count_corrupt(1)
             return default
+
+    def _decode_many(self, raws: list[Any], default: Any) -> list[Any]:
+        if self._plain:
+            return [default if raw is MISSING else raw for raw in raws]
+        loads = self._loads
+        try:  # one try for the batch; a corrupt entry sends it down the careful path
+            return [default if raw is MISSING else loads(raw) for raw in raws]
+        except CorruptEntry:
+            return [self._decode(raw, default) for raw in raws]
+
+    def _count_corrupt(self, count: int) -> None:
+        with self._count_lock:
+            self.corrupt_entries += count
 
     def _failed(self, operation: str, key: str, error: BackendError) -> None:
         """Ask the error policy; re-raise unless it says to answer without the backend."""
@@ -140,6 +155,10 @@ class SyncCache(_CacheBase):
         except BackendError as exc:
             self._failed("get", full, exc)
             return default
+        if raw is MISSING:
+            return default
+        if self._plain:
+            return raw
         return self._decode(raw, default)
 
     def set(self, key: str, value: Any, timeout: float | None = None) -> bool:
@@ -190,7 +209,7 @@ class SyncCache(_CacheBase):
         except BackendError as exc:
             self._failed("get_many", ",".join(fulls), exc)
             return [default] * len(fulls)
-        return [self._decode(raw, default) for raw in raws]
+        return self._decode_many(raws, default)
 
     def set_many(self, mapping: Mapping[str, Any], timeout: float | None = None) -> bool:
         """Store every pair with one TTL. Every value is encoded before anything is sent."""
@@ -270,6 +289,10 @@ class Cache(_CacheBase):
         except BackendError as exc:
             self._failed("get", full, exc)
             return default
+        if raw is MISSING:
+            return default
+        if self._plain:
+            return raw
         return self._decode(raw, default)
 
     async def set(self, key: str, value: Any, timeout: float | None = None) -> bool:
@@ -320,7 +343,7 @@ class Cache(_CacheBase):
         except BackendError as exc:
             self._failed("get_many", ",".join(fulls), exc)
             return [default] * len(fulls)
-        return [self._decode(raw, default) for raw in raws]
+        return self._decode_many(raws, default)
 
     async def set_many(self, mapping: Mapping[str, Any], timeout: float | None = None) -> bool:
         """Store every pair with one TTL. Every value is encoded before anything is sent."""

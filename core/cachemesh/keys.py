@@ -67,16 +67,19 @@ _SCALARS = (str, int, float, bool, bytes, type(None))
 
 
 def _canonical(value: Any) -> str:
-    if type(value) in _SCALARS:  # the common case first: no abstract-class checks
-        return f"{type(value).__name__}:{value!r}"
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind in _SCALARS:  # the common case first: no abstract-class checks
+        return f"{kind.__name__}:{value!r}"
+    if kind is tuple or kind is list:
+        return "[" + ",".join([_canonical(v) for v in value]) + "]"
+    if kind is dict or isinstance(value, Mapping):
         items = sorted((_canonical(k), _canonical(v)) for k, v in value.items())
         return "{" + ",".join(f"{k}:{v}" for k, v in items) + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_canonical(v) for v in value) + "]"
+        return "[" + ",".join([_canonical(v) for v in value]) + "]"
     if isinstance(value, (set, frozenset)):
         return "{" + ",".join(sorted(_canonical(v) for v in value)) + "}"
-    if isinstance(value, (str, bytes, int, float, bool)) or value is None:
+    if isinstance(value, (str, bytes, int, float)):
         return f"{type(value).__name__}:{value!r}"
     return f"{type(value).__qualname__}:{value!r}"
 
@@ -121,7 +124,9 @@ class KeyBuilder:
         return full
 
     def keys(self, keys: Iterable[str]) -> list[str]:
-        return [self.key(k) for k in keys]
+        """`key()` of each, in one pass: short str keys skip the per-key call."""
+        base, room, key = self._base, self.max_length - len(self._base), self.key
+        return [base + k if type(k) is str and len(k) <= room else key(k) for k in keys]
 
     def pattern(self, pattern: str) -> str:
         """The stored-key glob for a user glob: our part escaped, the user's kept."""
