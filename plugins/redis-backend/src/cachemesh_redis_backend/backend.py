@@ -31,6 +31,9 @@ from . import clients, locking
 from .options import RedisOptions
 
 log = logging.getLogger("cachemesh.redis")
+#: What redis-py raises. Its Cluster client also raises RedisClusterException, which is not
+#: a RedisError (e.g. "Redis Cluster cannot be connected" when every node is down).
+REDIS_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException)
 RISKY_POLICIES = frozenset(
     {
         "allkeys-lru",
@@ -116,7 +119,10 @@ class RedisBackend(CacheBackend):
                 f"{self.config.REDIS_SOCKET_TIMEOUT:g}s (REDIS_SOCKET_TIMEOUT); the server is "
                 "hung or overloaded. A write's outcome is unknown."
             )
-        if isinstance(exc, (redis.ConnectionError, redis.exceptions.ClusterDownError)):
+        if isinstance(exc, (redis.ConnectionError, redis.exceptions.ClusterDownError)) or (
+            isinstance(exc, redis.exceptions.RedisClusterException)
+            and "cannot be connected" in str(exc)
+        ):
             return BackendUnavailableError(
                 f"{operation}: cannot reach {self.where} ({type(exc).__name__}: {exc}). Check "
                 "that the server runs and REDIS_HOST/REDIS_PORT or backend_options point at it."
@@ -132,7 +138,7 @@ class RedisBackend(CacheBackend):
                 attempts -= 1
                 if attempts <= 0:
                     raise self.translate(exc, operation) from None
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 raise self.translate(exc, operation) from None
 
     async def _aread(self, operation: str, call: Callable[..., Any], *args: Any) -> Any:
@@ -144,19 +150,19 @@ class RedisBackend(CacheBackend):
                 attempts -= 1
                 if attempts <= 0:
                     raise self.translate(exc, operation) from None
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 raise self.translate(exc, operation) from None
 
     def _write(self, operation: str, call: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         try:
             return call(*args, **kw)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise self.translate(exc, operation) from None
 
     async def _awrite(self, operation: str, call: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         try:
             return await call(*args, **kw)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise self.translate(exc, operation) from None
 
     @staticmethod
@@ -221,7 +227,7 @@ class RedisBackend(CacheBackend):
             return int(self.client.incrby(key, delta))
         except redis.ResponseError as exc:
             raise self._int_error(key, exc) from None
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise self.translate(exc, "incr") from None
 
     def ttl(self, key: str) -> float | None:
@@ -243,7 +249,7 @@ class RedisBackend(CacheBackend):
                     batch = []
             if batch:
                 deleted += int(self.client.unlink(*batch))
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise self.translate(exc, "delete_pattern") from None
         return deleted
 
@@ -299,7 +305,7 @@ class RedisBackend(CacheBackend):
             return int(await self.aclient.incrby(key, delta))
         except redis.ResponseError as exc:
             raise self._int_error(key, exc) from None
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise self.translate(exc, "incr") from None
 
     async def attl(self, key: str) -> float | None:
@@ -323,7 +329,7 @@ class RedisBackend(CacheBackend):
                     batch = []
             if batch:
                 deleted += int(await client.unlink(*batch))
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise self.translate(exc, "delete_pattern") from None
         return deleted
 

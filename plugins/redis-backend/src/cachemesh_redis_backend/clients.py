@@ -16,7 +16,7 @@ import redis.asyncio.cluster
 import redis.asyncio.sentinel
 import redis.cluster
 import redis.sentinel
-from cachemesh import CacheConfig, ConfigError
+from cachemesh import BackendUnavailableError, CacheConfig, ConfigError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -25,6 +25,21 @@ from .options import RedisOptions
 
 def _no_retry() -> Retry:
     return Retry(NoBackoff(), 0)
+
+
+def _no_maint_notifications() -> dict[str, Any]:
+    """Turn off redis-py's maintenance notifications ("auto" by default in redis-py 8).
+
+    While they are on, the asyncio pool skips its check that an idle connection is still
+    open before handing it out, so after a server restart the first command on every
+    pooled connection fails ("Connection closed by server"). Reads would be retried, but
+    writes are not, by design: each pooled connection would cost one failed write.
+    """
+    try:
+        from redis.maint_notifications import MaintNotificationsConfig
+    except ImportError:  # older redis-py: no such notifications, nothing to turn off
+        return {}
+    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
 def _address(text: str, what: str) -> tuple[str, int]:
@@ -64,6 +79,7 @@ def common_kwargs(config: CacheConfig, options: RedisOptions) -> dict[str, Any]:
 def _standalone_kwargs(config: CacheConfig, options: RedisOptions) -> dict[str, Any]:
     kwargs = common_kwargs(config, options)
     kwargs["max_connections"] = config.REDIS_MAX_CONNECTIONS
+    kwargs.update(_no_maint_notifications())
     url = options.url.get_secret_value() if options.url else None
     if url:
         parts = urlsplit(url)
@@ -72,6 +88,11 @@ def _standalone_kwargs(config: CacheConfig, options: RedisOptions) -> dict[str, 
                 f"backend_options.url has scheme {parts.scheme!r}; use redis://, rediss:// "
                 "(TLS) or unix://."
             )
+        # The URL's scheme picks the connection class: redis-py's URL path takes no
+        # ``ssl`` keyword (passing it fails on the first connect, with a TypeError).
+        kwargs.pop("ssl", None)
+        if parts.scheme == "redis" and options.ssl:
+            url = "rediss" + url[len("redis") :]
         kwargs["url"] = url
         if parts.password:
             kwargs.pop("password")  # the URL's own password wins
@@ -104,14 +125,21 @@ def _build(kwargs: dict[str, Any], factory: Any) -> Any:
 def sync_client(config: CacheConfig, options: RedisOptions) -> Any:
     """A blocking client for `options.mode`."""
     if options.mode == "cluster":
-        return redis.cluster.RedisCluster(
-            startup_nodes=[
-                redis.cluster.ClusterNode(*_address(n, "cluster_nodes"))
-                for n in _need(options.cluster_nodes, "cluster_nodes", "cluster")
-            ],
-            max_connections=config.REDIS_MAX_CONNECTIONS,
-            **common_kwargs(config, options),
-        )
+        nodes = [
+            redis.cluster.ClusterNode(*_address(n, "cluster_nodes"))
+            for n in _need(options.cluster_nodes, "cluster_nodes", "cluster")
+        ]
+        kwargs = common_kwargs(config, options)
+        try:  # unlike the others, this client connects (to learn the slots) right away
+            return redis.cluster.RedisCluster(
+                startup_nodes=nodes, max_connections=config.REDIS_MAX_CONNECTIONS, **kwargs
+            )
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+            raise BackendUnavailableError(
+                f"cannot reach {describe(config, options)} to learn its slots "
+                f"({type(exc).__name__}: {exc}). Check that the nodes run and "
+                "backend_options.cluster_nodes points at them."
+            ) from None
     if options.mode == "sentinel":
         sentinel = redis.sentinel.Sentinel(
             [_address(s, "sentinels") for s in _need(options.sentinels, "sentinels", "sentinel")],
@@ -120,8 +148,10 @@ def sync_client(config: CacheConfig, options: RedisOptions) -> Any:
         )
         return sentinel.master_for(
             options.service_name,
+            redis_class=_SentinelMaster,
             db=config.REDIS_DB,
             max_connections=config.REDIS_MAX_CONNECTIONS,
+            **_no_maint_notifications(),
         )
     return _build(_standalone_kwargs(config, options), redis.Redis)
 
@@ -129,7 +159,7 @@ def sync_client(config: CacheConfig, options: RedisOptions) -> Any:
 def async_client(config: CacheConfig, options: RedisOptions) -> Any:
     """An asyncio client for `options.mode`; it belongs to the event loop that first uses it."""
     if options.mode == "cluster":
-        return redis.asyncio.cluster.RedisCluster(
+        return _AsyncCluster(
             startup_nodes=[
                 redis.asyncio.cluster.ClusterNode(*_address(n, "cluster_nodes"))
                 for n in _need(options.cluster_nodes, "cluster_nodes", "cluster")
@@ -145,10 +175,51 @@ def async_client(config: CacheConfig, options: RedisOptions) -> Any:
         )
         return sentinel.master_for(
             options.service_name,
+            redis_class=_AsyncSentinelMaster,
             db=config.REDIS_DB,
             max_connections=config.REDIS_MAX_CONNECTIONS,
+            **_no_maint_notifications(),
         )
     return _build(_standalone_kwargs(config, options), redis.asyncio.Redis)
+
+
+class _AsyncCluster(redis.asyncio.cluster.RedisCluster):
+    """redis-py's asyncio Cluster client, initialized before any command is routed.
+
+    Seen with redis-py 8.1: when several tasks use a fresh client at once, some commands
+    reach the wrong node (MOVED), handling that reinitializes the nodes, and that closes
+    the connections other tasks are reading from ("Connection closed by server"). With
+    our retries off those tasks fail; with redis-py's default retries they are re-sent and
+    an INCR runs twice. Initializing first (under the client's own lock) avoids both.
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
+class _SentinelMaster(redis.Redis):
+    """The master client of a Sentinel set-up; closing it closes the sentinel clients too
+    (redis-py leaves their connections open otherwise)."""
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            for client in self.connection_pool.sentinel_manager.sentinels:  # type: ignore[attr-defined]
+                client.close()
+
+
+class _AsyncSentinelMaster(redis.asyncio.Redis):
+    """The asyncio twin of `_SentinelMaster` (the leak shows as ResourceWarnings there)."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            for client in self.connection_pool.sentinel_manager.sentinels:  # type: ignore[attr-defined]
+                await client.aclose()
 
 
 def _need(values: list[str], option: str, mode: str) -> list[str]:
@@ -161,9 +232,12 @@ def _need(values: list[str], option: str, mode: str) -> list[str]:
 
 
 def _sentinel_kwargs(config: CacheConfig, options: RedisOptions) -> dict[str, Any]:
+    # No retries here either: redis-py's default (10 retries with backoff) would spend
+    # seconds on every dead sentinel before asking the next one.
     kwargs: dict[str, Any] = {
         "socket_timeout": config.REDIS_SOCKET_TIMEOUT,
         "socket_connect_timeout": config.REDIS_CONNECTION_TIMEOUT,
+        "retry": _no_retry(),
     }
     if options.sentinel_password:
         kwargs["password"] = options.sentinel_password.get_secret_value()
