@@ -11,7 +11,14 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, create_model
+from pydantic import (
+    Field,
+    SecretStr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    create_model,
+    model_serializer,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -41,7 +48,7 @@ def redact(name: str, value: Any) -> Any:
     Nested mappings and lists are walked, so options such as
     ``{"url": "redis://:pw@h", "password": "pw"}`` come out clean too.
     """
-    if name in SECRET_FIELDS or (_SECRET_NAME.search(name) and value is not None):
+    if value is not None and (name in SECRET_FIELDS or _SECRET_NAME.search(name)):
         return "<hidden>"
     if isinstance(value, str):
         return redact_url(value) if "://" in value else value
@@ -177,6 +184,12 @@ class CacheConfig(BaseSettings):
         """The config file in force for this process, if any (for error messages)."""
         found = find_config_file()
         return found[0] if found else None
+
+    @model_serializer(mode="wrap", when_used="json")
+    def _redacted_json(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """JSON dumps are for logs and tools: secrets inside options and URLs are masked."""
+        data: dict[str, Any] = handler(self)
+        return {name: redact(name, value) for name, value in data.items()}
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():

@@ -237,11 +237,6 @@ def test_invalid_settings_error_shows_no_secret(evidence: list[str]) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: CacheConfig.model_dump_json() writes CACHE_BACKEND_OPTIONS as given, so a "
-    "password inside backend_options.url or sentinel_password appears in clear (repr masks it)",
-)
 def test_config_json_dump_masks_passwords_inside_backend_options() -> None:
     config = redis_config(
         {"url": f"redis://:{SECRET}@127.0.0.1:1/0", "sentinel_password": SENTINEL_SECRET}

@@ -65,6 +65,7 @@ class RedisBackend(CacheBackend):
             asyncio.AbstractEventLoop, tuple[Any, dict[str, Any]]
         ] = weakref.WeakKeyDictionary()
         self._aclients_lock = threading.Lock()
+        self._last_loop: tuple[asyncio.AbstractEventLoop, tuple[Any, dict[str, Any]]] | None = None
         self._eviction_checked = False
         self._scripts = {
             name: self.client.register_script(src)
@@ -94,6 +95,9 @@ class RedisBackend(CacheBackend):
 
     def _loop_state(self) -> tuple[Any, dict[str, Any]]:
         loop = asyncio.get_running_loop()
+        last = self._last_loop
+        if last is not None and last[0] is loop:
+            return last[1]  # the common case: the same loop as the previous call
         state = self._aclients.get(loop)
         if state is None:
             with self._aclients_lock:
@@ -109,6 +113,7 @@ class RedisBackend(CacheBackend):
                         )
                     }
                     state = self._aclients[loop] = (client, scripts)
+        self._last_loop = (loop, state)
         return state
 
     def translate(self, exc: Exception, operation: str) -> BackendError:
@@ -130,7 +135,9 @@ class RedisBackend(CacheBackend):
         return BackendError(f"{operation}: {self.where} refused the command: {exc}")
 
     def _read(self, operation: str, call: Callable[..., Any], *args: Any) -> Any:
-        attempts = self._attempts
+        return self._retry(operation, self._attempts, call, *args)
+
+    def _retry(self, operation: str, attempts: int, call: Callable[..., Any], *args: Any) -> Any:
         while True:
             try:
                 return call(*args)
@@ -142,7 +149,11 @@ class RedisBackend(CacheBackend):
                 raise self.translate(exc, operation) from None
 
     async def _aread(self, operation: str, call: Callable[..., Any], *args: Any) -> Any:
-        attempts = self._attempts
+        return await self._aretry(operation, self._attempts, call, *args)
+
+    async def _aretry(
+        self, operation: str, attempts: int, call: Callable[..., Any], *args: Any
+    ) -> Any:
         while True:
             try:
                 return await call(*args)
@@ -185,8 +196,17 @@ class RedisBackend(CacheBackend):
         )
 
     # --- sync -------------------------------------------------------------------------
+    # get/set are the hot path: the first attempt is inline, redis-py's Redis.set() wrapper
+    # (it rebuilds its arguments on every call) is skipped for execute_command.
     def get(self, key: str) -> Any:
-        value = self._read("get", self.client.get, key)
+        try:
+            value = self.client.execute_command("GET", key)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if self._attempts <= 1:
+                raise self.translate(exc, "get") from None
+            value = self._retry("get", self._attempts - 1, self.client.get, key)
+        except REDIS_ERRORS as exc:
+            raise self.translate(exc, "get") from None
         return MISSING if value is None else value
 
     def get_many(self, keys: Sequence[str]) -> list[Any]:
@@ -197,15 +217,22 @@ class RedisBackend(CacheBackend):
         return [MISSING if v is None else v for v in values]
 
     def set(self, key: str, value: Any, ttl: float | None) -> None:
-        self._write("set", self.client.set, key, value, px=self._px(ttl))
+        try:
+            if ttl is None:
+                self.client.execute_command("SET", key, value)
+            else:
+                self.client.execute_command("SET", key, value, "PX", max(1, int(ttl * 1000)))
+        except REDIS_ERRORS as exc:
+            raise self.translate(exc, "set") from None
 
     def set_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
         if not items:
             return
         px = self._px(ttl)
         pipe = self.client.pipeline(transaction=False)
+        args = () if px is None else ("PX", px)
         for key, value in items.items():
-            pipe.set(key, value, px=px)
+            pipe.execute_command("SET", key, value, *args)
         self._write("set_many", pipe.execute)
 
     def add(self, key: str, value: Any, ttl: float | None) -> bool:
@@ -261,7 +288,15 @@ class RedisBackend(CacheBackend):
 
     # --- async ------------------------------------------------------------------------
     async def aget(self, key: str) -> Any:
-        value = await self._aread("get", self.aclient.get, key)
+        client = self.aclient
+        try:
+            value = await client.execute_command("GET", key)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if self._attempts <= 1:
+                raise self.translate(exc, "get") from None
+            value = await self._aretry("get", self._attempts - 1, client.get, key)
+        except REDIS_ERRORS as exc:
+            raise self.translate(exc, "get") from None
         return MISSING if value is None else value
 
     async def aget_many(self, keys: Sequence[str]) -> list[Any]:
@@ -273,15 +308,23 @@ class RedisBackend(CacheBackend):
         return [MISSING if v is None else v for v in values]
 
     async def aset(self, key: str, value: Any, ttl: float | None) -> None:
-        await self._awrite("set", self.aclient.set, key, value, px=self._px(ttl))
+        client = self.aclient
+        try:
+            if ttl is None:
+                await client.execute_command("SET", key, value)
+            else:
+                await client.execute_command("SET", key, value, "PX", max(1, int(ttl * 1000)))
+        except REDIS_ERRORS as exc:
+            raise self.translate(exc, "set") from None
 
     async def aset_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
         if not items:
             return
         px = self._px(ttl)
         pipe = self.aclient.pipeline(transaction=False)
+        args = () if px is None else ("PX", px)
         for key, value in items.items():
-            pipe.set(key, value, px=px)
+            pipe.execute_command("SET", key, value, *args)
         await self._awrite("set_many", pipe.execute)
 
     async def aadd(self, key: str, value: Any, ttl: float | None) -> bool:
@@ -342,6 +385,8 @@ class RedisBackend(CacheBackend):
         except RuntimeError:
             loop = None
         state = self._aclients.pop(loop, None) if loop else None
+        if self._last_loop is not None and self._last_loop[0] is loop:
+            self._last_loop = None
         if state is not None:
             await state[0].aclose()
         self.client.close()
@@ -357,7 +402,7 @@ class RedisBackend(CacheBackend):
             return None
         try:
             policy = str(self.client.config_get("maxmemory-policy").get("maxmemory-policy"))
-        except redis.RedisError:  # CONFIG may be renamed or forbidden by ACL: nothing to say
+        except REDIS_ERRORS:  # CONFIG may be renamed or forbidden by ACL: nothing to say
             return None
         if policy in RISKY_POLICIES:
             log.warning(
