@@ -32,6 +32,9 @@ from .errors import (
     DuplicateComponentError,
     InvalidComponentError,
     InvalidKeyError,
+    LockError,
+    LockNotOwned,
+    LockUnavailable,
     MissingPluginError,
     PluginLoadError,
     SerializationError,
@@ -40,6 +43,7 @@ from .errors import (
 )
 from .fallback import ErrorDecision
 from .keys import CacheKeyBuilder, KeyBuilder, escape_glob, stable_digest
+from .locks import DistributedLock, SyncDistributedLock
 from .plugins import get_plugin_manager, get_registry, hookimpl, new_plugin_manager
 from .registry import ComponentRegistry
 from .serializers import CorruptEntry, Serializer
@@ -68,18 +72,23 @@ __all__ = [
     "ComponentRegistry",
     "ConfigError",
     "CorruptEntry",
+    "DistributedLock",
     "DuplicateComponentError",
     "ErrorDecision",
     "InProcessBackend",
     "InvalidComponentError",
     "InvalidKeyError",
     "KeyBuilder",
+    "LockError",
+    "LockNotOwned",
+    "LockUnavailable",
     "MissingPluginError",
     "NoOptions",
     "PluginLoadError",
     "SerializationError",
     "Serializer",
     "SyncCache",
+    "SyncDistributedLock",
     "UnknownComponentError",
     "ValueTooLargeError",
     "__version__",
@@ -105,4 +114,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*__all__, *_lazy.PROVIDED_BY])
+    return sorted({*__all__, *_lazy.PROVIDED_BY})

@@ -16,8 +16,9 @@ from .errors import MissingPluginError
 PROVIDED_BY: Mapping[str, tuple[str, str]] = {
     "RedisManager": ("cachemesh_redis_backend", "cachemesh-redis-backend"),
     "RedisBackend": ("cachemesh_redis_backend", "cachemesh-redis-backend"),
-    "DistributedLock": ("cachemesh_redis_backend", "cachemesh-redis-backend"),
-    "LockUnavailable": ("cachemesh_redis_backend", "cachemesh-redis-backend"),
+    # Exported directly by cachemesh/__init__.py (the core ships them); kept for lookups.
+    "DistributedLock": ("cachemesh.locks", "cachemesh"),
+    "LockUnavailable": ("cachemesh.errors", "cachemesh"),
     "LRUCache": ("cachemesh_memory_lru", "cachemesh-memory-lru"),
     "TTLCache": ("cachemesh_ttl", "cachemesh-ttl"),
     "MultiLevelCache": ("cachemesh_multi_level", "cachemesh-multi-level"),

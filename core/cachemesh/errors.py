@@ -86,3 +86,28 @@ class InvalidKeyError(CacheError, ValueError):
 
 class ValueTooLargeError(CacheError, ValueError):
     """An encoded value is larger than the configured limit."""
+
+
+class LockError(CachemeshError):
+    """A `DistributedLock` was misused or could not do what was asked."""
+
+
+class LockNotOwned(LockError):
+    """The lock's lease is gone (it expired, or another holder has the key now).
+
+    Raised by ``release()`` and ``extend()``; the other holder's key is left untouched.
+    Whatever ran under the lock may have overlapped with that other holder.
+    """
+
+
+class LockUnavailable(LockError):
+    """The lock's backend cannot be reached: the lock fails closed (it is not held).
+
+    ``outcome_unknown`` is True when a request may have reached the server before the
+    failure, so the key may hold this lock's token until its TTL runs out; calling
+    ``acquire()`` again on the same lock object picks such a lease up.
+    """
+
+    def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown

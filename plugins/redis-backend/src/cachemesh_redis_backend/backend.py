@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -67,6 +68,7 @@ class RedisBackend(CacheBackend):
         self._aclients_lock = threading.Lock()
         self._last_loop: tuple[asyncio.AbstractEventLoop, tuple[Any, dict[str, Any]]] | None = None
         self._eviction_checked = False
+        self._eviction_retry_at = 0.0
         self._scripts = {
             name: self.client.register_script(src)
             for name, src in (
@@ -394,16 +396,22 @@ class RedisBackend(CacheBackend):
     # --- lock primitives --------------------------------------------------------------
     def check_eviction_policy(self) -> str | None:
         """Warn (once) when this Redis may evict keys, lock keys included; return the policy."""
-        if self._eviction_checked:
+        if self._eviction_checked or time.monotonic() < self._eviction_retry_at:
             return None
-        self._eviction_checked = True
         opts: RedisOptions = self.options  # type: ignore[assignment]
         if not opts.check_eviction_policy:
+            self._eviction_checked = True
             return None
         try:
             policy = str(self.client.config_get("maxmemory-policy").get("maxmemory-policy"))
-        except REDIS_ERRORS:  # CONFIG may be renamed or forbidden by ACL: nothing to say
+        except (redis.ConnectionError, redis.TimeoutError):
+            # Unreachable now: ask again later, without adding a timeout to every acquire.
+            self._eviction_retry_at = time.monotonic() + 30
             return None
+        except REDIS_ERRORS:  # CONFIG may be renamed or forbidden by ACL: nothing to say
+            self._eviction_checked = True
+            return None
+        self._eviction_checked = True
         if policy in RISKY_POLICIES:
             log.warning(
                 "%s uses maxmemory-policy %s: under memory pressure Redis may evict lock keys, "
