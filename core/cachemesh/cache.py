@@ -112,8 +112,14 @@ class _CacheBase:
     def _decode_many(self, raws: list[Any], default: Any) -> list[Any]:
         if self._plain:
             return [default if raw is MISSING else raw for raw in raws]
+        fast = self.serializer.batch_loads
+        if fast is not None:
+            try:  # one try for the batch, no Python frame per value
+                return [default if raw is MISSING else fast(raw) for raw in raws]
+            except Exception:  # a corrupt entry: decode again, counting it
+                return [self._decode(raw, default) for raw in raws]
         loads = self._loads
-        try:  # one try for the batch; a corrupt entry sends it down the careful path
+        try:
             return [default if raw is MISSING else loads(raw) for raw in raws]
         except CorruptEntry:
             return [self._decode(raw, default) for raw in raws]

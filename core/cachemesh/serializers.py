@@ -8,6 +8,7 @@ and counts (`CorruptEntry` never leaves the cache).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .component import Component
@@ -21,6 +22,10 @@ class Serializer(Component, ABC):
     """Base class of serializer components."""
 
     kind: ClassVar[str] = "serializer"
+    #: Optional plain decoder for batches (e.g. ``orjson.loads``): called once per value of
+    #: a ``get_many`` without a Python frame per value. Any exception it raises means a
+    #: corrupt entry; the cache then decodes that batch again through `loads`.
+    batch_loads: Callable[[bytes], Any] | None = None
 
     def __init__(self, options: Any = None, signing_key: bytes | None = None) -> None:
         self.options = self.parse_options(options)

@@ -35,6 +35,7 @@ class JsonSerializer(Serializer):
     """JSON: safe to load from any source; tuples come back as lists."""
 
     name: ClassVar[str] = "json"
+    batch_loads = staticmethod(orjson.loads) if orjson is not None else None
 
     def dumps(self, value: Any) -> bytes:
         try:
