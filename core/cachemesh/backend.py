@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ._missing import MISSING
 from .component import Component
 
 if TYPE_CHECKING:
@@ -72,6 +73,18 @@ class CacheBackend(Component, ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # --- batch reads of encoded payloads (the get_many fast path) -------------------------
+    def get_many_payloads(self, keys: Sequence[str]) -> list[Any]:
+        """Like `get_many`, for a backend that stores bytes: None marks a miss.
+
+        An encoded payload is never None, so no ``MISSING`` pass is needed; a backend whose
+        client already answers that way (Redis ``MGET``) returns its reply as is.
+        """
+        return [None if value is MISSING else value for value in self.get_many(keys)]
+
+    async def aget_many_payloads(self, keys: Sequence[str]) -> list[Any]:
+        return [None if value is MISSING else value for value in await self.aget_many(keys)]
 
     # --- lock primitives (DistributedLock); a backend without them cannot host locks ----
     def lock_acquire(self, key: str, token: str, ttl: float) -> int | None:

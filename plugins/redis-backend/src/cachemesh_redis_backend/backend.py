@@ -218,6 +218,12 @@ class RedisBackend(CacheBackend):
         values = self._read("get_many", mget, list(keys))
         return [MISSING if v is None else v for v in values]
 
+    def get_many_payloads(self, keys: Sequence[str]) -> list[Any]:
+        if not keys:
+            return []
+        mget = self.client.mget_nonatomic if self._is_cluster else self.client.mget
+        return self._read("get_many", mget, keys)  # type: ignore[no-any-return]
+
     def set(self, key: str, value: Any, ttl: float | None) -> None:
         try:
             if ttl is None:
@@ -308,6 +314,13 @@ class RedisBackend(CacheBackend):
         mget = client.mget_nonatomic if self._is_cluster else client.mget
         values = await self._aread("get_many", mget, list(keys))
         return [MISSING if v is None else v for v in values]
+
+    async def aget_many_payloads(self, keys: Sequence[str]) -> list[Any]:
+        if not keys:
+            return []
+        client = self.aclient
+        mget = client.mget_nonatomic if self._is_cluster else client.mget
+        return await self._aread("get_many", mget, keys)  # type: ignore[no-any-return]
 
     async def aset(self, key: str, value: Any, ttl: float | None) -> None:
         client = self.aclient
