@@ -434,8 +434,9 @@ class DistributedLock(_LockBase):
         # token. Delete it in the background (compare-and-delete: only our token).
         if self._state == _HELD:
             return
-        self._state = _UNKNOWN
-        self._spawn_release()
+        self._state = _IDLE
+        self._deleting = True  # the next acquisition takes a fresh token
+        self._spawn_cleanup(self.key, self._token)
 
     # --- release ----------------------------------------------------------------------
     async def release(self) -> bool:
@@ -446,19 +447,34 @@ class DistributedLock(_LockBase):
         not stop the release: it completes in the background.
         """
         pending = self._pending
-        if pending is None or pending.done():
-            self._stop_renewal()
-            if self._state == _IDLE:
-                return False
-            pending = self._spawn_release()
-        return await asyncio.shield(pending)
+        if pending is not None and not pending.done():
+            return await asyncio.shield(pending)
+        self._stop_renewal()
+        if self._state == _IDLE:
+            return False
+        key, token = self.key, self._token
+        try:
+            # Run in the caller's task (a task per release costs more than the release's
+            # own Python); only a cancellation hands the work to the background.
+            return await self._release()
+        except asyncio.CancelledError:
+            self._spawn_cleanup(key, token)
+            raise
 
-    def _spawn_release(self) -> asyncio.Task[bool]:
-        task = asyncio.ensure_future(self._release())
+    def _spawn_cleanup(self, key: str, token: str) -> None:
+        """Finish a cancelled release in the background: delete the key if it holds our
+        token (compare-and-delete, so a new holder is never touched)."""
+        backend = self._backend
+
+        async def cleanup() -> bool:
+            with contextlib.suppress(BackendError):
+                return await backend.alock_release(key, token)
+            return False
+
+        task = asyncio.ensure_future(cleanup())
         self._pending = task
         _BACKGROUND.add(task)
         task.add_done_callback(_forget)
-        return task
 
     async def _release(self) -> bool:
         backend, key, token = self._backend, self.key, self._token

@@ -8,6 +8,7 @@ The figures the fault tests measure are printed (run with ``-s`` to see them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -515,3 +516,24 @@ async def test_no_password_in_reprs_errors_or_logs(
     for text in texts:
         assert password not in text
     await cache.close()
+
+
+async def test_cancelled_release_still_deletes_our_key(
+    manager: RedisManager, raw: redis.Redis
+) -> None:
+    """A caller cancelled while its release is in flight: the key still goes, promptly."""
+    for _ in range(5):  # the cancel lands at different points of the round trip
+        lock = DistributedLock(manager, "cancel-release", timeout=30)
+        assert await lock.acquire()
+        task = asyncio.create_task(lock.release())
+        await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        deadline = time.monotonic() + 2
+        while raw.get(lock.key) is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert raw.get(lock.key) is None
+        other = DistributedLock(manager, "cancel-release", timeout=30, blocking=False)
+        assert await other.acquire()
+        await other.release()
