@@ -191,6 +191,7 @@ class _LockBase:
         self.fencing_token: int | None = None
         self._backend = backend
         self._token = secrets.token_hex(16)
+        self._unused_token = True
         self._state = _IDLE
         self._deleting = False  # a delete for this token was sent (it may still be in flight)
         self._acquired_at = 0.0
@@ -233,6 +234,9 @@ class _LockBase:
         that lease up. Otherwise a new token means no request of an earlier acquisition
         that is still in flight (a delayed acquire or delete) can touch the new lease.
         """
+        if self._unused_token:  # the token made in __init__ has never been sent
+            self._unused_token = False
+            return
         if self._state == _IDLE or self._deleting:
             self._token = secrets.token_hex(16)
             self._state = _IDLE
@@ -656,7 +660,7 @@ class SyncDistributedLock(_LockBase):
         if on_lost is not None and not callable(on_lost):
             raise TypeError(f"on_lost must be callable, got {on_lost!r}.")
         self.on_lost = on_lost
-        #: Set when this object finds out that its lease is gone. A new one per acquisition.
+        #: Set when this object finds out that its lease is gone; replaced once it has fired.
         self.lost = threading.Event()
         self._mutex = threading.RLock()
         self._stop: threading.Event | None = None
@@ -713,7 +717,8 @@ class SyncDistributedLock(_LockBase):
         with self._mutex:
             self._stop_renewal()
             self._on_acquired(fence, sent)
-            self.lost = threading.Event()
+            if self.lost.is_set():  # a fresh event only when the last lease was lost
+                self.lost = threading.Event()
             if self.auto_renew:
                 stop = self._stop = threading.Event()
                 threading.Thread(
