@@ -87,7 +87,7 @@ def _canonical(value: Any) -> str:
 class KeyBuilder:
     """Builds stored keys and patterns for one cache (prefix, version, namespace, limit)."""
 
-    __slots__ = ("_base", "max_length", "namespace", "prefix", "version")
+    __slots__ = ("_base", "_built", "max_length", "namespace", "prefix", "version")
 
     def __init__(
         self, prefix: str, version: int, namespace: str | None = None, max_length: int = 250
@@ -108,6 +108,7 @@ class KeyBuilder:
         self.max_length = max_length
         parts = [prefix, *([namespace] if namespace else []), f"v{version}"]
         self._base = ":".join(parts) + ":"
+        self._built: dict[str, str] = {}
 
     @property
     def base(self) -> str:
@@ -123,10 +124,30 @@ class KeyBuilder:
             return self._base + "#" + hashlib.sha256(key.encode()).hexdigest()
         return full
 
+    #: Most user keys whose stored form `keys()` remembers (then it starts over).
+    REMEMBERED = 4096
+
     def keys(self, keys: Iterable[str]) -> list[str]:
-        """`key()` of each, in one pass: short str keys skip the per-key call."""
-        base, room, key = self._base, self.max_length - len(self._base), self.key
-        return [base + k if type(k) is str and len(k) <= room else key(k) for k in keys]
+        """`key()` of each. Batches (``get_many``) repeat keys, so the stored form of recent
+        str keys is remembered: one C-level dict lookup per key instead of building it."""
+        keys = keys if isinstance(keys, list) else list(keys)
+        try:
+            out: list[str | None] = list(map(self._built.get, keys))
+        except TypeError:  # an unhashable key: let key() say what is wrong with it
+            return [self.key(k) for k in keys]
+        if None in out:
+            for index, full in enumerate(out):
+                if full is None:
+                    out[index] = self._remember(keys[index])
+        return out  # type: ignore[return-value]
+
+    def _remember(self, key: str) -> str:
+        full = self.key(key)
+        if type(key) is str:
+            if len(self._built) >= self.REMEMBERED:
+                self._built.clear()
+            self._built[key] = full
+        return full
 
     def pattern(self, pattern: str) -> str:
         """The stored-key glob for a user glob: our part escaped, the user's kept."""

@@ -109,3 +109,13 @@ def test_spec_key_shapes() -> None:
     assert CacheKeyBuilder.build("order", 7, "items") == "order:7:items"
     with pytest.raises(InvalidKeyError):
         CacheKeyBuilder.build()
+
+
+def test_batch_keys_match_single_keys_beyond_the_remembered_limit() -> None:
+    kb = KeyBuilder("app", 3, "ns", max_length=40)
+    batch = [f"k{i}" for i in range(KeyBuilder.REMEMBERED + 50)] + ["x" * 100, 7]
+    assert kb.keys(batch) == [kb.key(k) for k in batch]  # type: ignore[arg-type]
+    assert kb.keys(batch) == [kb.key(k) for k in batch]  # second pass: remembered ones
+    assert len(kb._built) <= KeyBuilder.REMEMBERED
+    with pytest.raises(InvalidKeyError, match="keys must be str"):
+        kb.keys(["ok", ["unhashable"]])  # type: ignore[list-item]
