@@ -27,23 +27,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as _dt
 import functools
 import gc
 import itertools
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+import bench_env
 
 perf_counter_ns = time.perf_counter_ns
 _repeat = itertools.repeat
@@ -526,43 +524,8 @@ def paired(benches: dict[str, Bench], a: str, b: str) -> list[float]:
 # --------------------------------------------------------------------------------------------
 # Reporting
 # --------------------------------------------------------------------------------------------
-def git_rev(repo: Path) -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        return rev + (" (+uncommitted changes)" if dirty else "")
-    except Exception:
-        return "unknown"
-
-
 def environment() -> dict[str, Any]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = "not installed"
-    return {
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-        "git": git_rev(Path(__file__).resolve().parent.parent),
-        "versions": versions,
-    }
+    return bench_env.environment(PACKAGES)
 
 
 def fmt_ops(x: float) -> str:

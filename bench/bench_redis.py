@@ -39,13 +39,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as _dt
 import gc
-import hashlib
 import itertools
 import json
 import os
-import platform
 import secrets
 import shutil
 import signal
@@ -57,9 +54,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+import bench_env
+from bench_env import REPO
 
 perf_counter_ns = time.perf_counter_ns
 thread_time_ns = time.thread_time_ns
@@ -1076,60 +1075,9 @@ def extra_us(by: dict[str, Bench], a: str, ref: str) -> float:
 # --------------------------------------------------------------------------------------------
 # Reporting
 # --------------------------------------------------------------------------------------------
-def git_rev(repo: Path) -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--", "core", "plugins"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.splitlines()
-        untracked = sum(1 for line in status if line.startswith("??"))
-        changed = len(status) - untracked
-        if not status:
-            return rev
-        return (
-            f"{rev} (+ uncommitted: {changed} modified, {untracked} untracked under core/ plugins/)"
-        )
-    except Exception:
-        return "unknown"
-
-
-def source_digest(repo: Path) -> str:
-    """A digest of the measured sources (the checkout may hold uncommitted changes)."""
-    h = hashlib.sha256()
-    roots = [repo / "core" / "cachemesh", repo / "plugins" / "redis-backend" / "src"]
-    for path in sorted(p for root in roots for p in root.rglob("*.py")):
-        h.update(str(path.relative_to(repo)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:12]
-
-
 def environment() -> dict[str, Any]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = "not installed"
-    return {
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-        "git": git_rev(Path(__file__).resolve().parent.parent),
-        "source_digest": source_digest(Path(__file__).resolve().parent.parent),
-        "versions": versions,
-    }
+    roots = [REPO / "core" / "cachemesh", REPO / "plugins" / "redis-backend" / "src"]
+    return bench_env.environment(PACKAGES, source_digest=bench_env.source_digest(roots))
 
 
 def fmt_rate(x: float) -> str:
