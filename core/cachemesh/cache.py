@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 #: Pass as ``timeout`` to keep an entry until it is deleted or evicted.
 NO_EXPIRY = math.inf
-
-T = TypeVar("T", bound="_CacheBase")
 
 
 class _CacheBase:
@@ -108,21 +106,6 @@ class _CacheBase:
         except CorruptEntry:
             self._count_corrupt(1)
             return default
-
-    def _decode_many(self, raws: list[Any], default: Any) -> list[Any]:
-        if self._plain:
-            return [default if raw is MISSING else raw for raw in raws]
-        fast = self.serializer.batch_loads
-        if fast is not None:
-            try:  # one try for the batch, no Python frame per value
-                return [default if raw is MISSING else fast(raw) for raw in raws]
-            except Exception:  # a corrupt entry: decode again, counting it
-                return [self._decode(raw, default) for raw in raws]
-        loads = self._loads
-        try:
-            return [default if raw is MISSING else loads(raw) for raw in raws]
-        except CorruptEntry:
-            return [self._decode(raw, default) for raw in raws]
 
     def _decode_payloads(self, payloads: list[Any], default: Any) -> list[Any]:
         """Decode a batch where None marks a miss (`get_many_payloads`)."""
@@ -226,7 +209,7 @@ class SyncCache(_CacheBase):
         except BackendError as exc:
             self._failed("get_many", ",".join(fulls), exc)
             return [default] * len(fulls)
-        return self._decode_many(raws, default)
+        return [default if raw is MISSING else raw for raw in raws]  # live objects
 
     def set_many(self, mapping: Mapping[str, Any], timeout: float | None = None) -> bool:
         """Store every pair with one TTL. Every value is encoded before anything is sent."""
@@ -363,7 +346,7 @@ class Cache(_CacheBase):
         except BackendError as exc:
             self._failed("get_many", ",".join(fulls), exc)
             return [default] * len(fulls)
-        return self._decode_many(raws, default)
+        return [default if raw is MISSING else raw for raw in raws]  # live objects
 
     async def set_many(self, mapping: Mapping[str, Any], timeout: float | None = None) -> bool:
         """Store every pair with one TTL. Every value is encoded before anything is sent."""

@@ -180,7 +180,7 @@ class RedisBackend(CacheBackend):
 
     @staticmethod
     def _px(ttl: float | None) -> int | None:
-        return None if ttl is None else max(1, int(ttl * 1000))
+        return None if ttl is None else locking.ttl_ms(ttl)
 
     @staticmethod
     def _ttl_reply(ms: int) -> float | None:
