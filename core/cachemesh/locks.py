@@ -157,7 +157,13 @@ class _LockBase:
         auto_renew: bool = False,
         retry_interval: float = DEFAULT_RETRY_INTERVAL,
         max_hold: float | None = None,
+        on_lost: Callable[..., object] | None = None,
     ) -> None:
+        if on_lost is not None and not callable(on_lost):
+            raise TypeError(f"on_lost must be callable, got {on_lost!r}.")
+        #: Called with the lock when it finds its lease gone (once per acquisition).
+        self.on_lost = on_lost
+        self._acquiring = False
         try:
             backend, keys = cache.backend, cache.keys
         except AttributeError:
@@ -357,16 +363,13 @@ class DistributedLock(_LockBase):
             auto_renew=auto_renew,
             retry_interval=retry_interval,
             max_hold=max_hold,
+            on_lost=on_lost,
         )
-        if on_lost is not None and not callable(on_lost):
-            raise TypeError(f"on_lost must be callable, got {on_lost!r}.")
-        self.on_lost = on_lost
         #: Set when this object finds out that its lease is gone (a failed renewal, or an
         #: extend()/release() that found another token). A new one per acquisition.
         self.lost = asyncio.Event()
         self._renewal: asyncio.Task[None] | None = None
         self._pending: asyncio.Task[bool] | None = None
-        self._acquiring = False
 
     # --- acquire ----------------------------------------------------------------------
     async def acquire(
@@ -656,15 +659,12 @@ class SyncDistributedLock(_LockBase):
             auto_renew=auto_renew,
             retry_interval=retry_interval,
             max_hold=max_hold,
+            on_lost=on_lost,
         )
-        if on_lost is not None and not callable(on_lost):
-            raise TypeError(f"on_lost must be callable, got {on_lost!r}.")
-        self.on_lost = on_lost
         #: Set when this object finds out that its lease is gone; replaced once it has fired.
         self.lost = threading.Event()
         self._mutex = threading.RLock()
         self._stop: threading.Event | None = None
-        self._acquiring = False
 
     def acquire(self, blocking: bool | None = None, blocking_timeout: float | None = None) -> bool:
         """Take the lock; True when held (see `DistributedLock.acquire`)."""

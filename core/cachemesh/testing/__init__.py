@@ -16,5 +16,6 @@ kit exactly this way.
 from __future__ import annotations
 
 from .conformance import BackendConformance, StrategyConformance
+from .threads import frequent_thread_switches, run_threads
 
-__all__ = ["BackendConformance", "StrategyConformance"]
+__all__ = ["BackendConformance", "StrategyConformance", "frequent_thread_switches", "run_threads"]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from cachemesh import MISSING, LRUCache
+from cachemesh.testing import frequent_thread_switches, run_threads
 
 THREADS = 8
 ROUNDS = 2000
@@ -17,32 +16,10 @@ MAX_SIZE = 64
 
 
 @pytest.fixture(autouse=True)
-def frequent_thread_switches() -> Iterator[None]:
+def _frequent_thread_switches() -> Iterator[None]:
     """Switch threads every few microseconds, so a missing lock shows up in every run."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    yield
-    sys.setswitchinterval(before)
-
-
-def run_threads(work: Callable[[int], None]) -> list[BaseException]:
-    errors: list[BaseException] = []
-    start = threading.Barrier(THREADS)
-
-    def guarded(n: int) -> None:
-        try:
-            start.wait()
-            work(n)
-        except BaseException as exc:  # reported by the caller
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(n,)) for n in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread hung (deadlock?)"
-    return errors
+    with frequent_thread_switches():
+        yield
 
 
 def test_threads_hammering_get_set_delete_and_cached() -> None:
@@ -75,7 +52,7 @@ def test_threads_hammering_get_set_delete_and_cached() -> None:
             if size > MAX_SIZE:
                 over_bound.append(size)
 
-    assert run_threads(work) == []
+    assert run_threads(work, THREADS) == []
     assert wrong == []
     assert over_bound == []
     assert 0 < len(lru) <= MAX_SIZE
@@ -98,5 +75,5 @@ def test_async_cached_function_under_threads_and_tasks() -> None:
         for x, result in asyncio.run(many()):
             assert result == 3 * x, (x, result)
 
-    assert run_threads(work) == []
+    assert run_threads(work, THREADS) == []
     assert len(lru) <= 16

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from cachemesh import MISSING, TTLCache
+from cachemesh.testing import frequent_thread_switches, run_threads
 
 THREADS = 8
 ROUNDS = 2000
@@ -48,32 +48,10 @@ class TickingClock:
 
 
 @pytest.fixture(autouse=True)
-def frequent_thread_switches() -> Iterator[None]:
+def _frequent_thread_switches() -> Iterator[None]:
     """Switch threads every few microseconds, so a missing lock shows up in every run."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    yield
-    sys.setswitchinterval(before)
-
-
-def run_threads(work: Callable[[int], None]) -> list[BaseException]:
-    errors: list[BaseException] = []
-    start = threading.Barrier(THREADS)
-
-    def guarded(n: int) -> None:
-        try:
-            start.wait()
-            work(n)
-        except BaseException as exc:  # reported by the caller
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(n,)) for n in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread hung (deadlock?)"
-    return errors
+    with frequent_thread_switches():
+        yield
 
 
 def test_threads_hammering_get_set_delete_and_cached() -> None:
@@ -111,7 +89,7 @@ def test_threads_hammering_get_set_delete_and_cached() -> None:
             if size > MAX_SIZE:
                 problems.append(f"size {size} above {MAX_SIZE}")
 
-    assert run_threads(work) == []
+    assert run_threads(work, THREADS) == []
     assert problems == []
     assert len(store) <= MAX_SIZE
     assert served, "no hit at all: the test did not exercise reads of live entries"
@@ -139,5 +117,5 @@ def test_async_cached_function_under_threads_and_tasks() -> None:
         for x, result in asyncio.run(many()):
             assert result == 3 * x, (x, result)
 
-    assert run_threads(work) == []
+    assert run_threads(work, THREADS) == []
     assert len(store) <= 16
