@@ -60,7 +60,25 @@ packages+=(ruff mypy fakeredis redis hiredis)
 log "installing: ${packages[*]}"
 "$VPY" -m pip install --quiet "${packages[@]}"
 
-# --- 3. Redis on 127.0.0.1:6379 -------------------------------------------------------------
+# --- 3. the programs the tests run: redis-server and redis-cli (fixtures start extra
+#        servers: a Cluster, Sentinels, a server to stop), openssl (TLS certificates) --------
+missing=()
+for tool in redis-server redis-cli openssl; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+        log "installing ${missing[*]} with apt-get"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools openssl >/dev/null
+    else
+        echo "error: the tests need ${missing[*]}; install them (Debian/Ubuntu: apt-get install" >&2
+        echo "       redis-server redis-tools openssl) and run this script again." >&2
+        exit 1
+    fi
+fi
+
+# --- 4. Redis on 127.0.0.1:6379 -------------------------------------------------------------
 redis_answers() {
     if command -v redis-cli >/dev/null 2>&1; then
         [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]
@@ -89,7 +107,7 @@ else
     fi
 fi
 
-# --- 4. the whole test suite ----------------------------------------------------------------
+# --- 5. the whole test suite ----------------------------------------------------------------
 log "running pytest $*"
 set +e
 "$VPY" -m pytest "$@"
