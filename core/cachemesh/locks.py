@@ -77,6 +77,12 @@ def _escape(name: str) -> str:
     return name.replace("%", "%25").replace("{", "%7B").replace("}", "%7D").replace("#", "%23")
 
 
+#: Most lock keys `lock_key` remembers (then it starts over): services lock the same
+#: few names over and over, and a lock object is built per critical section.
+_REMEMBERED_LOCK_KEYS = 4096
+_lock_keys: dict[tuple[str, int, str], str] = {}
+
+
 def lock_key(keys: KeyBuilder, name: str) -> str:
     """The stored key of the lock `name`: ``{prefix}:v{version}:lock:{<name>}``.
 
@@ -86,6 +92,17 @@ def lock_key(keys: KeyBuilder, name: str) -> str:
     SHA-256 digest, still inside the hash tag.
     """
     name = _name(name)
+    memo = (keys.base, keys.max_length, name)
+    full = _lock_keys.get(memo)
+    if full is None:
+        full = _build_lock_key(keys, name)
+        if len(_lock_keys) >= _REMEMBERED_LOCK_KEYS:
+            _lock_keys.clear()
+        _lock_keys[memo] = full
+    return full
+
+
+def _build_lock_key(keys: KeyBuilder, name: str) -> str:
     full = keys.key(f"lock:{{{_escape(name)}}}")
     if not full.endswith("}"):  # the key layer hashed it, and the hash tag went with it
         digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
@@ -99,6 +116,8 @@ def lock_key(keys: KeyBuilder, name: str) -> str:
 
 
 def _name(key: Any) -> str:
+    if type(key) is str and key:
+        return key
     if isinstance(key, int) and not isinstance(key, bool):
         key = str(key)
     if not isinstance(key, str) or not key:
@@ -109,6 +128,8 @@ def _name(key: Any) -> str:
 
 
 def _seconds(value: Any, what: str, *, allow_zero: bool = False, allow_inf: bool = False) -> float:
+    if type(value) is float and 0 < value < math.inf:  # the common case, decided at once
+        return value
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
     if ok:
         ok = (value >= 0 if allow_zero else value > 0) and (allow_inf or math.isfinite(value))
@@ -119,6 +140,8 @@ def _seconds(value: Any, what: str, *, allow_zero: bool = False, allow_inf: bool
 
 
 def _ttl(value: Any) -> float:
+    if type(value) in (int, float) and 0 < value < math.inf:  # the common case
+        return float(value)
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         ok = False
     else:
@@ -189,9 +212,9 @@ class _LockBase:
         )
         self.auto_renew = bool(auto_renew)
         #: The lock's name as given (the user part of the key).
-        self.name = _name(key)
+        self.name = name = _name(key)
         #: The stored key (prefix, version, namespace, ``lock:{name}``).
-        self.key = lock_key(keys, self.name)
+        self.key = lock_key(keys, name)
         #: The fencing token of the current (or last) acquisition: grows with every
         #: acquisition of this key by anyone. None until the first acquisition.
         self.fencing_token: int | None = None
@@ -365,11 +388,17 @@ class DistributedLock(_LockBase):
             max_hold=max_hold,
             on_lost=on_lost,
         )
-        #: Set when this object finds out that its lease is gone (a failed renewal, or an
-        #: extend()/release() that found another token). A new one per acquisition.
-        self.lost = asyncio.Event()
+        self._lost: asyncio.Event | None = None  # made on first use: most locks never ask
         self._renewal: asyncio.Task[None] | None = None
         self._pending: asyncio.Task[bool] | None = None
+
+    @property
+    def lost(self) -> asyncio.Event:
+        """Set when this object finds out that its lease is gone (a failed renewal, or an
+        extend()/release() that found another token). A new one per acquisition."""
+        if self._lost is None:
+            self._lost = asyncio.Event()
+        return self._lost
 
     # --- acquire ----------------------------------------------------------------------
     async def acquire(
@@ -431,7 +460,7 @@ class DistributedLock(_LockBase):
                 raise self._unavailable("acquire", exc, unknown=True) from exc
         self._stop_renewal()
         self._on_acquired(fence, sent)
-        self.lost = asyncio.Event()
+        self._lost = None  # a new event for the new lease
         if self.auto_renew:
             self._renewal = asyncio.create_task(self._renew(), name=f"renew {self.key}")
         return True
@@ -661,10 +690,20 @@ class SyncDistributedLock(_LockBase):
             max_hold=max_hold,
             on_lost=on_lost,
         )
-        #: Set when this object finds out that its lease is gone; replaced once it has fired.
-        self.lost = threading.Event()
+        self._lost: threading.Event | None = None  # made on first use: most locks never ask
         self._mutex = threading.RLock()
         self._stop: threading.Event | None = None
+
+    @property
+    def lost(self) -> threading.Event:
+        """Set when this object finds out that its lease is gone; replaced once it has fired."""
+        event = self._lost
+        if event is None:
+            with self._mutex:
+                event = self._lost
+                if event is None:
+                    event = self._lost = threading.Event()
+        return event
 
     def acquire(self, blocking: bool | None = None, blocking_timeout: float | None = None) -> bool:
         """Take the lock; True when held (see `DistributedLock.acquire`)."""
@@ -717,8 +756,8 @@ class SyncDistributedLock(_LockBase):
         with self._mutex:
             self._stop_renewal()
             self._on_acquired(fence, sent)
-            if self.lost.is_set():  # a fresh event only when the last lease was lost
-                self.lost = threading.Event()
+            if self._lost is not None and self._lost.is_set():
+                self._lost = None  # a fresh event only when the last lease was lost
             if self.auto_renew:
                 stop = self._stop = threading.Event()
                 threading.Thread(

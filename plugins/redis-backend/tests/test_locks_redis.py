@@ -432,6 +432,28 @@ def test_sync_reply_lost_to_a_frozen_server(own_redis: Callable[..., RedisServer
     assert lock.release()
 
 
+async def test_scripts_flushed_on_the_server_are_loaded_again(
+    own_redis: Callable[..., RedisServer],
+) -> None:
+    """A restarted (or SCRIPT FLUSHed) server answers NOSCRIPT: the lock loads its script
+    and goes on, sync and async, with the fencing token still counting up."""
+    server = own_redis()
+    manager = _own_manager(server)
+    admin = server.client()
+    fences = []
+    for _ in range(2):
+        admin.script_flush()
+        with SyncDistributedLock(manager.sync(), "flushed", timeout=5) as lock:
+            fences.append(lock.fencing_token)
+        admin.script_flush()
+        async with DistributedLock(manager, "flushed", timeout=5) as alock:
+            fences.append(alock.fencing_token)
+    assert fences == [1, 2, 3, 4]
+    assert admin.exists(lock.key) == 0
+    admin.close()
+    await manager.close()
+
+
 async def test_down_and_hung_servers_fail_closed_within_the_timeout(
     own_redis: Callable[..., RedisServer],
 ) -> None:

@@ -62,21 +62,13 @@ class RedisBackend(CacheBackend):
         self.client = self.make_sync_client()
         self._is_cluster = opts.mode == "cluster"
         self._attempts = 1 + opts.read_retries
-        self._aclients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[Any, dict[str, Any]]
-        ] = weakref.WeakKeyDictionary()
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
         self._aclients_lock = threading.Lock()
-        self._last_loop: tuple[asyncio.AbstractEventLoop, tuple[Any, dict[str, Any]]] | None = None
+        self._last_loop: tuple[asyncio.AbstractEventLoop, Any] | None = None
         self._eviction_checked = False
         self._eviction_retry_at = 0.0
-        self._scripts = {
-            name: self.client.register_script(src)
-            for name, src in (
-                ("acquire", locking.ACQUIRE),
-                ("release", locking.RELEASE),
-                ("extend", locking.EXTEND),
-            )
-        }
 
     # --- clients and errors -----------------------------------------------------------
     def make_sync_client(self) -> Any:
@@ -90,33 +82,18 @@ class RedisBackend(CacheBackend):
     @property
     def aclient(self) -> Any:
         """The asyncio client of the running event loop (built on first use in that loop)."""
-        return self._loop_state()[0]
-
-    def _ascript(self, name: str) -> Any:
-        return self._loop_state()[1][name]
-
-    def _loop_state(self) -> tuple[Any, dict[str, Any]]:
         loop = asyncio.get_running_loop()
         last = self._last_loop
         if last is not None and last[0] is loop:
             return last[1]  # the common case: the same loop as the previous call
-        state = self._aclients.get(loop)
-        if state is None:
+        client = self._aclients.get(loop)
+        if client is None:
             with self._aclients_lock:
-                state = self._aclients.get(loop)
-                if state is None:
-                    client = self.make_async_client()
-                    scripts = {
-                        name: client.register_script(src)
-                        for name, src in (
-                            ("acquire", locking.ACQUIRE),
-                            ("release", locking.RELEASE),
-                            ("extend", locking.EXTEND),
-                        )
-                    }
-                    state = self._aclients[loop] = (client, scripts)
-        self._last_loop = (loop, state)
-        return state
+                client = self._aclients.get(loop)
+                if client is None:
+                    client = self._aclients[loop] = self.make_async_client()
+        self._last_loop = (loop, client)
+        return client
 
     def translate(self, exc: Exception, operation: str) -> BackendError:
         """A typed, password-free error for a redis-py exception."""
@@ -399,11 +376,11 @@ class RedisBackend(CacheBackend):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        state = self._aclients.pop(loop, None) if loop else None
+        client = self._aclients.pop(loop, None) if loop else None
         if self._last_loop is not None and self._last_loop[0] is loop:
             self._last_loop = None
-        if state is not None:
-            await state[0].aclose()
+        if client is not None:
+            await client.aclose()
         self.client.close()
 
     # --- lock primitives --------------------------------------------------------------
@@ -436,22 +413,22 @@ class RedisBackend(CacheBackend):
         return policy
 
     def lock_acquire(self, key: str, token: str, ttl: float) -> int | None:
-        self.check_eviction_policy()
+        if not self._eviction_checked:
+            self.check_eviction_policy()
         keys, args = [key, locking.fence_key(key)], [token, locking.ttl_ms(ttl)]
         # Retry-safe: the script answers "acquired" when the key already holds our token.
-        reply = self._read("lock_acquire", self._scripts["acquire"], keys, args)
+        reply = self._read("lock_acquire", locking.ACQUIRE_SCRIPT.run, self.client, keys, args)
         return locking.acquired(reply)
 
     def lock_release(self, key: str, token: str) -> bool:
         # Not retried: after a lost reply a retry would see the key gone and report
         # "not held". The error says the outcome is unknown; the TTL bounds the damage.
-        return bool(self._write("lock_release", self._scripts["release"], [key], [token]))
+        release = locking.RELEASE_SCRIPT.run
+        return bool(self._write("lock_release", release, self.client, [key], [token]))
 
     def lock_extend(self, key: str, token: str, ttl: float) -> bool:
-        reply = self._read(
-            "lock_extend", self._scripts["extend"], [key], [token, locking.ttl_ms(ttl)]
-        )
-        return bool(reply)
+        args = [token, locking.ttl_ms(ttl)]
+        return bool(self._read("lock_extend", locking.EXTEND_SCRIPT.run, self.client, [key], args))
 
     def lock_owner(self, key: str) -> str | None:
         value = self._read("lock_owner", self.client.get, key)
@@ -460,18 +437,20 @@ class RedisBackend(CacheBackend):
     async def alock_acquire(self, key: str, token: str, ttl: float) -> int | None:
         if not self._eviction_checked:
             await asyncio.to_thread(self.check_eviction_policy)
-        script = self._ascript("acquire")
         keys, args = [key, locking.fence_key(key)], [token, locking.ttl_ms(ttl)]
-        return locking.acquired(await self._aread("lock_acquire", script, keys, args))
+        reply = await self._aread(
+            "lock_acquire", locking.ACQUIRE_SCRIPT.arun, self.aclient, keys, args
+        )
+        return locking.acquired(reply)
 
     async def alock_release(self, key: str, token: str) -> bool:
-        script = self._ascript("release")
-        return bool(await self._awrite("lock_release", script, [key], [token]))
+        release = locking.RELEASE_SCRIPT.arun
+        return bool(await self._awrite("lock_release", release, self.aclient, [key], [token]))
 
     async def alock_extend(self, key: str, token: str, ttl: float) -> bool:
-        script = self._ascript("extend")
         args = [token, locking.ttl_ms(ttl)]
-        return bool(await self._aread("lock_extend", script, [key], args))
+        extend = locking.EXTEND_SCRIPT.arun
+        return bool(await self._aread("lock_extend", extend, self.aclient, [key], args))
 
     async def alock_owner(self, key: str) -> str | None:
         value = await self._aread("lock_owner", self.aclient.get, key)
