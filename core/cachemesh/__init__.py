@@ -19,6 +19,13 @@ from .cache import (
     default_cache,
     default_sync_cache,
 )
+from .cached_function import (
+    Args,
+    AsyncCachedFunction,
+    CachedFunction,
+    CacheResultStats,
+    WarmUpReport,
+)
 from .component import Component, NoOptions
 from .config import CacheConfig
 from .decorators import cache_result
@@ -39,6 +46,7 @@ from .errors import (
     PluginLoadError,
     SerializationError,
     UnknownComponentError,
+    UnstableKeyError,
     ValueTooLargeError,
 )
 from .fallback import ErrorDecision
@@ -55,9 +63,14 @@ if TYPE_CHECKING:  # names resolved lazily below, for type checkers
     from cachemesh_memory_lru import LRUCache as LRUCache
     from cachemesh_ttl import TTLCache as TTLCache
 
+    from .versioned import SyncVersionedCache as SyncVersionedCache
+    from .versioned import VersionedCache as VersionedCache
+
 __all__ = [
     "MISSING",
     "NO_EXPIRY",
+    "Args",
+    "AsyncCachedFunction",
     "BackendError",
     "BackendTimeoutError",
     "BackendUnavailableError",
@@ -66,7 +79,9 @@ __all__ = [
     "CacheConfig",
     "CacheError",
     "CacheKeyBuilder",
+    "CacheResultStats",
     "CacheStrategy",
+    "CachedFunction",
     "CachemeshError",
     "Component",
     "ComponentRegistry",
@@ -90,7 +105,9 @@ __all__ = [
     "SyncCache",
     "SyncDistributedLock",
     "UnknownComponentError",
+    "UnstableKeyError",
     "ValueTooLargeError",
+    "WarmUpReport",
     "__version__",
     "cache_result",
     "configure_default_cache",

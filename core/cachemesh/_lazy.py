@@ -30,6 +30,7 @@ PROVIDED_BY: Mapping[str, tuple[str, str]] = {
     "MessageRouter": ("cachemesh.messaging", "cachemesh"),
     "MessageFilter": ("cachemesh.messaging", "cachemesh"),
     "VersionedCache": ("cachemesh.versioned", "cachemesh"),
+    "SyncVersionedCache": ("cachemesh.versioned", "cachemesh"),
     "CacheWithFallback": ("cachemesh.fallback_cache", "cachemesh"),
     "MonitoredCache": ("cachemesh.metrics", "cachemesh"),
     "CacheMetrics": ("cachemesh.metrics", "cachemesh"),

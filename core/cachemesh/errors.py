@@ -84,6 +84,10 @@ class InvalidKeyError(CacheError, ValueError):
     """A key is empty, of the wrong type, or too long once built."""
 
 
+class UnstableKeyError(InvalidKeyError):
+    """An argument has no text form that is the same in every process (see stable_digest)."""
+
+
 class ValueTooLargeError(CacheError, ValueError):
     """An encoded value is larger than the configured limit."""
 

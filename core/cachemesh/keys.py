@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import InvalidKeyError
+from .errors import InvalidKeyError, UnstableKeyError
 
 _GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
 
@@ -58,7 +58,10 @@ def stable_digest(value: Any) -> str:
     """A short digest of `value` that is the same in every process and on every run.
 
     Mappings are ordered by key first, so ``{"a": 1, "b": 2}`` and ``{"b": 2, "a": 1}``
-    give one digest. Objects without a stable text form fall back to ``repr``.
+    give one digest. Other objects stand for their ``__cache_key__()`` when they define
+    one, else for their ``repr``; a repr with a memory address in it (the default
+    ``object.__repr__``) raises `UnstableKeyError` instead of giving a key that no other
+    process, and no later call with an equal object, would ever produce.
     """
     return hashlib.sha256(_canonical(value).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
@@ -81,7 +84,19 @@ def _canonical(value: Any) -> str:
         return "{" + ",".join(sorted(_canonical(v) for v in value)) + "}"
     if isinstance(value, (str, bytes, int, float)):
         return f"{type(value).__name__}:{value!r}"
-    return f"{type(value).__qualname__}:{value!r}"
+    marker = getattr(value, "__cache_key__", None)
+    if callable(marker):
+        return f"{type(value).__qualname__}:{_canonical(marker())}"
+    text = repr(value)
+    if " at 0x" in text:  # object.__repr__: an address, different in every process
+        raise UnstableKeyError(
+            f"{type(value).__qualname__} has no stable text form (its repr {text[:60]!r} "
+            "holds a memory address, different in every process), so a key made from it "
+            "would never match again. Give the class a __cache_key__(self) method that "
+            "returns a stable value (an id, a tuple of fields), or leave the argument out "
+            "of the key."
+        )
+    return f"{type(value).__qualname__}:{text}"
 
 
 class KeyBuilder:
