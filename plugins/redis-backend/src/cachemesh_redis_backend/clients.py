@@ -115,11 +115,26 @@ def _standalone_kwargs(config: CacheConfig, options: RedisOptions) -> dict[str, 
     return kwargs
 
 
-def _build(kwargs: dict[str, Any], factory: Any) -> Any:
+def _build(kwargs: dict[str, Any], factory: Any, blocking_pool: type[Any]) -> Any:
+    """The client, on a pool that waits for a free connection instead of failing.
+
+    redis-py's default pool raises "Too many connections" as soon as more threads or
+    tasks than ``REDIS_MAX_CONNECTIONS`` need one at once (a stampede of misses, a burst
+    of traffic). A blocking pool makes them queue for up to the socket timeout, which
+    keeps the wait bounded. redis-py builds the connection class and its arguments from
+    the URL or keywords (TLS, unix socket); the blocking pool is given the same.
+    """
     url = kwargs.pop("url", None)
-    if url is not None:
-        return factory.from_url(url, **kwargs)
-    return factory(**kwargs)
+    client = factory.from_url(url, **kwargs) if url is not None else factory(**kwargs)
+    pool = client.connection_pool
+    client.connection_pool = blocking_pool(
+        max_connections=pool.max_connections,
+        timeout=kwargs.get("socket_timeout"),
+        connection_class=pool.connection_class,
+        **_no_maint_notifications(),
+        **pool.connection_kwargs,
+    )
+    return client
 
 
 def sync_client(config: CacheConfig, options: RedisOptions) -> Any:
@@ -153,7 +168,7 @@ def sync_client(config: CacheConfig, options: RedisOptions) -> Any:
             max_connections=config.REDIS_MAX_CONNECTIONS,
             **_no_maint_notifications(),
         )
-    return _build(_standalone_kwargs(config, options), redis.Redis)
+    return _build(_standalone_kwargs(config, options), redis.Redis, redis.BlockingConnectionPool)
 
 
 def async_client(config: CacheConfig, options: RedisOptions) -> Any:
@@ -180,7 +195,8 @@ def async_client(config: CacheConfig, options: RedisOptions) -> Any:
             max_connections=config.REDIS_MAX_CONNECTIONS,
             **_no_maint_notifications(),
         )
-    return _build(_standalone_kwargs(config, options), redis.asyncio.Redis)
+    kwargs = _standalone_kwargs(config, options)
+    return _build(kwargs, redis.asyncio.Redis, redis.asyncio.BlockingConnectionPool)
 
 
 class _AsyncCluster(redis.asyncio.cluster.RedisCluster):
