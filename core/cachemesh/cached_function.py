@@ -142,6 +142,10 @@ class _CachedBase:
         self._policy = policy
         self._cache = cache
         self._counters = _Counters()
+        # Read on every call: looked up once here rather than through the policy.
+        self._key_of = policy.key_of
+        self._bare = not policy.expiry.enveloped
+        self._guarded = policy.unless is not None or policy.bloom is not None
 
     @property
     def stats(self) -> CacheResultStats:
@@ -206,22 +210,23 @@ class CachedFunction(_CachedBase, Generic[P, R]):
         return default_sync_cache()
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        policy = self._policy
-        if policy.unless is not None and policy.unless(*args, **kwargs):
-            return self._func(*args, **kwargs)  # type: ignore[no-any-return]
-        if policy.bloom is not None and not policy.bloom.might_contain(
-            self._bloom_item(args, kwargs)
-        ):
-            self._counters.add("bloom_rejections")
-            return None  # type: ignore[return-value]
-        key = policy.key_of(args, kwargs)
-        cache = self._store_cache()
+        if self._guarded:
+            policy = self._policy
+            if policy.unless is not None and policy.unless(*args, **kwargs):
+                return self._func(*args, **kwargs)  # type: ignore[no-any-return]
+            if policy.bloom is not None and not policy.bloom.might_contain(
+                self._bloom_item(args, kwargs)
+            ):
+                self._counters.add("bloom_rejections")
+                return None  # type: ignore[return-value]
+        key = self._key_of(args, kwargs)
+        cache = self._cache if self._cache is not None else self._store_cache()
         stored = cache.get(key, MISSING)
         if stored is MISSING:
             return self._load(cache, key, args, kwargs, None)  # type: ignore[no-any-return]
-        expiry = policy.expiry
-        if not expiry.enveloped:
+        if self._bare:
             return stored  # type: ignore[no-any-return]
+        expiry = self._policy.expiry
         entry = expiry.read(stored)
         if entry is None:
             return self._load(cache, key, args, kwargs, None)  # type: ignore[no-any-return]
@@ -407,20 +412,21 @@ class AsyncCachedFunction(_CachedBase, Generic[P, R]):
         return default_cache()
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        policy = self._policy
-        if policy.unless is not None and policy.unless(*args, **kwargs):
-            return await self._func(*args, **kwargs)  # type: ignore[no-any-return]
-        if policy.bloom is not None and not await self._bloom_admits(args, kwargs):
-            self._counters.add("bloom_rejections")
-            return None  # type: ignore[return-value]
-        key = policy.key_of(args, kwargs)
-        cache = self._store_cache()
+        if self._guarded:
+            policy = self._policy
+            if policy.unless is not None and policy.unless(*args, **kwargs):
+                return await self._func(*args, **kwargs)  # type: ignore[no-any-return]
+            if policy.bloom is not None and not await self._bloom_admits(args, kwargs):
+                self._counters.add("bloom_rejections")
+                return None  # type: ignore[return-value]
+        key = self._key_of(args, kwargs)
+        cache = self._cache if self._cache is not None else self._store_cache()
         stored = await cache.get(key, MISSING)
         if stored is MISSING:
             return await self._load(cache, key, args, kwargs, None)  # type: ignore[no-any-return]
-        expiry = policy.expiry
-        if not expiry.enveloped:
+        if self._bare:
             return stored  # type: ignore[no-any-return]
+        expiry = self._policy.expiry
         entry = expiry.read(stored)
         if entry is None:
             return await self._load(cache, key, args, kwargs, None)  # type: ignore[no-any-return]
