@@ -32,6 +32,9 @@ KeyOf = Callable[[tuple[Any, ...], dict[str, Any]], Any]
 
 
 _KWARGS = object()  # separates positional from keyword arguments inside a key
+_SCALAR_TYPES = frozenset({str, int, float, bool, bytes, type(None)})
+#: Most argument tuples whose key `digest_key` remembers per function (then it starts over).
+REMEMBERED_KEYS = 4096
 
 
 def argument_key(func: Callable[..., Any]) -> KeyOf:
@@ -83,8 +86,22 @@ def digest_key(func: Callable[..., Any], prefix: str, ignore: Iterable[str] = ()
         for p in signature.parameters.values()
     )
 
+    remembered: dict[tuple[Any, ...], str] = {}
+
     def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         if plain and not kwargs and len(args) == len(names):
+            # Hot keys repeat: the key of scalar arguments is remembered. Their types are
+            # part of the memo's key, since 1 == 1.0 == True.
+            types = tuple(map(type, args))
+            if _SCALAR_TYPES.issuperset(types):
+                memo = (types, args)
+                key = remembered.get(memo)
+                if key is None:
+                    key = f"{prefix}:{stable_digest(list(zip(names, args, strict=True)))}"
+                    if len(remembered) >= REMEMBERED_KEYS:
+                        remembered.clear()
+                    remembered[memo] = key
+                return key
             items = list(zip(names, args, strict=True))  # what bind() would give, ~4 µs cheaper
         else:
             try:

@@ -7,9 +7,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 from cachemesh import CacheConfig, get_registry, new_plugin_manager
 from cachemesh.testing import run_threads
 from cachemesh_redis_backend import RedisManager
+from cachemesh_redis_backend.pool import QueueingConnectionPool
 
 pytestmark = pytest.mark.redis
 
@@ -55,3 +57,27 @@ async def test_tasks_beyond_the_pool_size_wait_their_turn(
     await asyncio.gather(*(work(n) for n in range(16)))
     assert await cache.clear() == 16
     await cache.close()
+
+
+async def test_a_full_pool_hands_a_released_connection_to_a_waiter() -> None:
+    pool = QueueingConnectionPool(wait_timeout=5, max_connections=1, host="127.0.0.1", port=6379)
+    first = await pool.get_connection()
+    waiter = asyncio.ensure_future(pool.get_connection())
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # queued, not failed
+    await pool.release(first)
+    second = await asyncio.wait_for(waiter, 5)
+    assert second is first
+    await pool.release(second)
+    await pool.disconnect()
+
+
+async def test_the_wait_for_a_connection_is_bounded() -> None:
+    pool = QueueingConnectionPool(wait_timeout=0.2, max_connections=1, host="127.0.0.1", port=6379)
+    held = await pool.get_connection()
+    began = asyncio.get_running_loop().time()
+    with pytest.raises(redis.ConnectionError, match=r"no connection free within 0.2s.*1 \("):
+        await pool.get_connection()
+    assert 0.15 < asyncio.get_running_loop().time() - began < 2
+    await pool.release(held)
+    await pool.disconnect()

@@ -7,6 +7,7 @@ lost reply leaves a write's outcome unknown (a retried INCR or SET NX runs twice
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .options import RedisOptions
+from .pool import QueueingConnectionPool
 
 
 def _no_retry() -> Retry:
@@ -115,26 +117,34 @@ def _standalone_kwargs(config: CacheConfig, options: RedisOptions) -> dict[str, 
     return kwargs
 
 
-def _build(kwargs: dict[str, Any], factory: Any, blocking_pool: type[Any]) -> Any:
+def _build(kwargs: dict[str, Any], factory: Any, make_pool: Callable[..., Any]) -> Any:
     """The client, on a pool that waits for a free connection instead of failing.
 
     redis-py's default pool raises "Too many connections" as soon as more threads or
     tasks than ``REDIS_MAX_CONNECTIONS`` need one at once (a stampede of misses, a burst
-    of traffic). A blocking pool makes them queue for up to the socket timeout, which
-    keeps the wait bounded. redis-py builds the connection class and its arguments from
-    the URL or keywords (TLS, unix socket); the blocking pool is given the same.
+    of traffic). The pools here make them queue for up to the socket timeout, which keeps
+    the wait bounded. redis-py builds the connection class and its arguments from the URL
+    or keywords (TLS, unix socket); the new pool is given the same.
     """
     url = kwargs.pop("url", None)
     client = factory.from_url(url, **kwargs) if url is not None else factory(**kwargs)
     pool = client.connection_pool
-    client.connection_pool = blocking_pool(
+    client.connection_pool = make_pool(
+        kwargs.get("socket_timeout"),
         max_connections=pool.max_connections,
-        timeout=kwargs.get("socket_timeout"),
         connection_class=pool.connection_class,
         **_no_maint_notifications(),
         **pool.connection_kwargs,
     )
     return client
+
+
+def _blocking_pool(wait: float, **kwargs: Any) -> Any:
+    return redis.BlockingConnectionPool(timeout=wait, **kwargs)
+
+
+def _queueing_pool(wait: float, **kwargs: Any) -> Any:
+    return QueueingConnectionPool(wait_timeout=wait, **kwargs)
 
 
 def sync_client(config: CacheConfig, options: RedisOptions) -> Any:
@@ -168,7 +178,7 @@ def sync_client(config: CacheConfig, options: RedisOptions) -> Any:
             max_connections=config.REDIS_MAX_CONNECTIONS,
             **_no_maint_notifications(),
         )
-    return _build(_standalone_kwargs(config, options), redis.Redis, redis.BlockingConnectionPool)
+    return _build(_standalone_kwargs(config, options), redis.Redis, _blocking_pool)
 
 
 def async_client(config: CacheConfig, options: RedisOptions) -> Any:
@@ -195,8 +205,7 @@ def async_client(config: CacheConfig, options: RedisOptions) -> Any:
             max_connections=config.REDIS_MAX_CONNECTIONS,
             **_no_maint_notifications(),
         )
-    kwargs = _standalone_kwargs(config, options)
-    return _build(kwargs, redis.asyncio.Redis, redis.asyncio.BlockingConnectionPool)
+    return _build(_standalone_kwargs(config, options), redis.asyncio.Redis, _queueing_pool)
 
 
 class _AsyncCluster(redis.asyncio.cluster.RedisCluster):
