@@ -32,6 +32,11 @@ Method
 - ``--layers`` adds section E: the same operations through each layer between raw redis-py
   and cachemesh (cachemesh's own redis-py client, then ``RedisBackend``), to show where a gap
   comes from.
+- Section F times the hit of a decorated function, ``user(user_id)`` with ``user_id`` cycling
+  over 0 .. 999 (every entry stored before timing): cachemesh ``@cache_result`` on a
+  ``def`` (``SyncCache``) and an ``async def`` (``RedisManager``), cashews ``@cache`` and
+  aiocache ``@cached`` on Redis, against a raw GET + ``orjson.loads`` of the very keys and
+  bytes a cachemesh hit reads (copied into the raw database).
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ _islice = itertools.islice
 VALUE = {"name": "John", "age": 30}
 KEYS = [f"user:{i}" for i in range(1000)]  # the keys every get/set row cycles over
 MANY = KEYS[:100]  # the batch of get_many / MGET
+USER_IDS = list(range(1000))  # the arguments every decorated function (section F) cycles over
 TTL_S = 3600  # TTL of every set (long enough that no get row ever misses during a run)
 LOCK_TIMEOUT = 30
 
@@ -304,6 +310,30 @@ def aloop_raw_get(
     return run
 
 
+def loop_call(fn: Callable[[Any], Any], args: list[Any]) -> Timer:
+    """``fn(a)`` for `a` cycling over `args`: a decorated function's hit (section F)."""
+
+    def run(n: int) -> tuple[int, int]:
+        it = keys_for(n, args)
+        t0, c0 = perf_counter_ns(), thread_time_ns()
+        for a in it:
+            fn(a)
+        return perf_counter_ns() - t0, thread_time_ns() - c0
+
+    return run
+
+
+def aloop_call(fn: Callable[[Any], Any], args: list[Any]) -> Timer:
+    async def run(n: int) -> tuple[int, int]:
+        it = keys_for(n, args)
+        t0, c0 = perf_counter_ns(), thread_time_ns()
+        for a in it:
+            await fn(a)
+        return perf_counter_ns() - t0, thread_time_ns() - c0
+
+    return run
+
+
 def aloop_set(set_: Callable[..., Any], value: Any, ttl: Any) -> Timer:
     async def run(n: int) -> tuple[int, int]:
         ks = keys_for(n, KEYS)
@@ -470,6 +500,29 @@ def aloop_lock_primitives(backend: Any, key: str) -> Timer:
 
 
 # --------------------------------------------------------------------------------------------
+# The decorated functions of section F: the loader counts its calls (misses), nothing else
+# --------------------------------------------------------------------------------------------
+def user_value(user_id: int) -> dict[str, Any]:
+    return {"id": user_id, **VALUE}
+
+
+def make_user_fn(calls: list[int]) -> Callable[[int], dict[str, Any]]:
+    def user(user_id: int) -> dict[str, Any]:
+        calls.append(user_id)
+        return {"id": user_id, **VALUE}
+
+    return user
+
+
+def make_async_user_fn(calls: list[int]) -> Callable[[int], Any]:
+    async def user(user_id: int) -> dict[str, Any]:
+        calls.append(user_id)
+        return {"id": user_id, **VALUE}
+
+    return user
+
+
+# --------------------------------------------------------------------------------------------
 # The benchmark list
 # --------------------------------------------------------------------------------------------
 @dataclass
@@ -575,7 +628,8 @@ def build(
     import redis
     import redis.asyncio
     from aiocache import RedisCache
-    from cachemesh import CacheConfig, RedisManager, SyncCache
+    from aiocache import cached as aio_cached
+    from cachemesh import CacheConfig, RedisManager, SyncCache, cache_result
     from cashews import cache as cashews_cache
 
     loads, dumps = orjson.loads, orjson.dumps
@@ -991,11 +1045,112 @@ def build(
         for bid, label, timer, n, is_async, ref, extra in rows:
             add(bid, E, label, timer, n, is_async=is_async, ref=ref, **extra)
 
+    # ------------------------------------------------- F. decorator hit (cache_result, peers)
+    F = "F.decorator hit"
+    loaded: dict[str, list[int]] = {"cm": [], "acm": [], "cw": [], "aio": []}
+    f_cm = cache_result(timeout=TTL_S, cache=s_cache)(make_user_fn(loaded["cm"]))
+    af_cm = cache_result(timeout=TTL_S, cache=a_cache)(make_async_user_fn(loaded["acm"]))
+    af_cw = cashews_cache(ttl=TTL_S)(make_async_user_fn(loaded["cw"]))
+    af_aio = aio_cached(ttl=TTL_S, cache=RedisCache, endpoint=host, port=port, db=DB_AIOCACHE)(
+        make_async_user_fn(loaded["aio"])
+    )
+    # The keys a cachemesh hit reads (its prefix + the function's digest key). The raw
+    # references GET the same keys holding the same bytes, copied into the raw database.
+    f_keys = [s_cache.keys.key(f_cm.cache_key(i)) for i in USER_IDS]
+    af_keys = [a_cache.keys.key(af_cm.cache_key(i)) for i in USER_IDS]
+
+    async def miss_all() -> None:  # one miss each: the loader runs, the result is stored
+        for i in USER_IDS:
+            assert await af_cm(i) == user_value(i)
+            assert await af_cw(i) == user_value(i)
+            assert await af_aio(i) == user_value(i)
+
+    async def hit_all() -> None:  # then every call is a hit with the right value
+        for i in USER_IDS:
+            assert await af_cm(i) == user_value(i)
+            assert await af_cw(i) == user_value(i)
+            assert await af_aio(i) == user_value(i)
+            assert loads(await araw.get(af_keys[i])) == user_value(i)
+
+    for i in USER_IDS:
+        assert f_cm(i) == user_value(i)
+    loop.run_until_complete(miss_all())
+    for i, (sk, ak) in enumerate(zip(f_keys, af_keys, strict=True)):
+        stored, astored = s_cache.backend.get(sk), s_cache.backend.get(ak)
+        assert loads(stored) == loads(astored) == user_value(i), (sk, stored, ak, astored)
+        raw.set(sk, stored, px=px)
+        raw.set(ak, astored, px=px)
+        assert f_cm(i) == user_value(i)
+        assert loads(raw.get(sk)) == user_value(i)
+    loop.run_until_complete(hit_all())
+    for name, calls in loaded.items():  # one loader call per argument: every check hit
+        assert sorted(calls) == USER_IDS, (name, len(calls))
+    info["decorators (F)"] = (
+        f"def/async def user(user_id: int) -> {{'id': user_id, **{VALUE}}}, user_id cycling "
+        f"0..{len(USER_IDS) - 1}, every entry stored before timing; cachemesh "
+        f"@cache_result(timeout={TTL_S}, cache=SyncCache / RedisManager), stored keys like "
+        f"{f_keys[0]!r}; cashews @cache(ttl={TTL_S}) on its redis:// setup; aiocache "
+        f"@cached(ttl={TTL_S}, cache=RedisCache, endpoint, port, db={DB_AIOCACHE}) (serializer "
+        f"{type(af_aio.cache.serializer).__name__}); references: raw GET of the cachemesh "
+        f"stored keys (same bytes, copied into db {DB_RAW}) + orjson.loads"
+    )
+    add(
+        "f.raw.sync",
+        F,
+        "raw redis.Redis get(cache_result's stored key) + orjson.loads (sync)",
+        loop_raw_get(raw.get, loads, f_keys),
+        N_SYNC,
+    )
+    add(
+        "f.cm.sync",
+        F,
+        f"cachemesh @cache_result(timeout={TTL_S}, cache=SyncCache(redis)) def: hit",
+        loop_call(f_cm, USER_IDS),
+        N_SYNC,
+        ref="f.raw.sync",
+    )
+    add(
+        "f.raw.async",
+        F,
+        "raw redis.asyncio get(cache_result's stored key) + orjson.loads",
+        aloop_raw_get(araw.get, loads, af_keys),
+        N_ASYNC,
+        is_async=True,
+    )
+    add(
+        "f.cm.async",
+        F,
+        f"cachemesh @cache_result(timeout={TTL_S}, cache=RedisManager) async def: hit",
+        aloop_call(af_cm, USER_IDS),
+        N_ASYNC,
+        is_async=True,
+        ref="f.raw.async",
+    )
+    add(
+        "f.cw.async",
+        F,
+        f"cashews @cache(ttl={TTL_S}) async def, redis://: hit",
+        aloop_call(af_cw, USER_IDS),
+        N_ASYNC,
+        is_async=True,
+        ref="f.raw.async",
+    )
+    add(
+        "f.aio.async",
+        F,
+        f"aiocache @cached(ttl={TTL_S}, cache=RedisCache, ...) async def: hit",
+        aloop_call(af_aio, USER_IDS),
+        N_ASYNC,
+        is_async=True,
+        ref="f.raw.async",
+    )
+
     async def aclose() -> None:
         await araw.aclose()
         await a_cache.close()
         await cashews_cache.close()
         await aio.close()
+        await af_aio.cache.close()
 
     info["_closers"] = (closers, aclose)
     return benches, info
@@ -1117,6 +1272,8 @@ def targets(benches: list[Bench], choice: LockChoice) -> list[dict[str, Any]]:
         ("async set", "b.cm.set", "b.raw.set", 0.95),
         ("sync get_many(100)", "c.cm.sync", "c.raw.sync", 0.90),
         ("async get_many(100)", "c.cm.async", "c.raw.async", 0.90),
+        ("sync decorator hit (redis)", "f.cm.sync", "f.raw.sync", 0.90),
+        ("async decorator hit (redis)", "f.cm.async", "f.raw.async", 0.90),
         ("sync lock cycle", "d.cm.sync" if choice.sync else "d.cmp.sync", "d.raw.sync", 1.0),
         (
             "async lock cycle",
