@@ -17,5 +17,12 @@ from __future__ import annotations
 
 from .conformance import BackendConformance, StrategyConformance
 from .threads import frequent_thread_switches, run_threads
+from .transport_conformance import TransportConformance
 
-__all__ = ["BackendConformance", "StrategyConformance", "frequent_thread_switches", "run_threads"]
+__all__ = [
+    "BackendConformance",
+    "StrategyConformance",
+    "TransportConformance",
+    "frequent_thread_switches",
+    "run_threads",
+]
