@@ -146,6 +146,14 @@ class CacheConfig(BaseSettings):
     CACHE_MAX_VALUE_BYTES: int | None = Field(None, gt=0)
     CACHE_ON_BACKEND_ERROR: Literal["raise", "miss"] = "raise"
 
+    # --- cachemesh: messaging -----------------------------------------------------------
+    MESSAGE_BROKER_URL: str = "memory://"
+    MESSAGE_TRANSPORT_OPTIONS: dict[str, Any] = {}
+    MESSAGE_ROUTER: str | None = None
+    MESSAGE_ROUTER_OPTIONS: dict[str, Any] = {}
+    MESSAGE_FILTERS: list[str] = []
+    MESSAGE_FILTER_OPTIONS: dict[str, dict[str, Any]] = {}
+
     def __init__(self, **values: Any) -> None:
         fields = type(self).model_fields
         unknown = [k for k in values if not k.startswith("_") and k not in fields]

@@ -30,7 +30,15 @@ FILE_KEYS: Mapping[str, str] = {
     "strategy_options": "CACHE_STRATEGY_OPTIONS",
     "serializer": "CACHE_SERIALIZER",
     "serializer_options": "CACHE_SERIALIZER_OPTIONS",
+    "broker_url": "MESSAGE_BROKER_URL",
+    "transport_options": "MESSAGE_TRANSPORT_OPTIONS",
+    "router": "MESSAGE_ROUTER",
+    "router_options": "MESSAGE_ROUTER_OPTIONS",
+    "filters": "MESSAGE_FILTERS",
+    "filter_options": "MESSAGE_FILTER_OPTIONS",
 }
+#: Keys whose value is a list of component names.
+LIST_KEYS = frozenset({"filters"})
 SETTINGS_TABLE = "settings"
 
 
@@ -88,7 +96,13 @@ def read_config_file(path: Path, table: str, field_names: set[str]) -> dict[str,
                     f"{where}: {key} = {value!r} must be a table, e.g. [{key}] with one "
                     "option per line."
                 )
-            if not key.endswith("_options") and not isinstance(value, str):
+            if key in LIST_KEYS:
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ConfigError(
+                        f"{where}: {key} = {value!r} must be a list of component names, "
+                        f'e.g. {key} = ["priority"].'
+                    )
+            elif not key.endswith("_options") and not isinstance(value, str):
                 raise ConfigError(
                     f"{where}: {key} = {value!r} must be a component name in quotes, "
                     f'e.g. {key} = "memory".'

@@ -70,14 +70,14 @@ class _QueueBase:
 
     def __init__(
         self,
-        broker_url: str = "memory://",
+        broker_url: str | None = None,
         queue_name: str = "default",
         *,
         config: CacheConfig | None = None,
         transport: str | Transport | None = None,
         transport_options: Mapping[str, Any] | None = None,
         router: MessageRouter | None = None,
-        filters: Sequence[MessageFilter] = (),
+        filters: Sequence[MessageFilter] | None = None,
         schemas: Mapping[str, type[BaseModel]] | None = None,
         max_deliveries: int = 5,
         retry_delay: float = 1.0,
@@ -96,18 +96,27 @@ class _QueueBase:
         if registry is None:
             registry = get_registry(plugin_manager) if plugin_manager else get_registry()
         self.queue_name = queue_name
+        self._registry = registry
+        config = self.config
         if isinstance(transport, Transport):
             self.transport = transport
         else:
-            cls = transport_class(broker_url, registry, transport)
+            url = broker_url if broker_url is not None else config.MESSAGE_BROKER_URL
+            cls = transport_class(url, registry, transport)
+            if transport_options is None:
+                transport_options = config.MESSAGE_TRANSPORT_OPTIONS
             options = resolve_options(
-                cls,
-                dict(transport_options or {}),
-                config=self.config,
-                config_key="transport_options",
+                cls, dict(transport_options), config=config, config_key="transport_options"
             )
-            self.transport = cls(broker_url, options, config=self.config)
+            self.transport = cls(url, options, config=config)
         check_requirements(type(self.transport), require)
+        if router is None and config.MESSAGE_ROUTER:
+            router = self._build("router", config.MESSAGE_ROUTER, config.MESSAGE_ROUTER_OPTIONS)
+        if filters is None:
+            filters = [
+                self._build("filter", name, config.MESSAGE_FILTER_OPTIONS.get(name, {}))
+                for name in config.MESSAGE_FILTERS
+            ]
         self.router = router
         self.filters = list(filters)
         for item in self.filters:
@@ -130,6 +139,14 @@ class _QueueBase:
         self._serializer = build_serializer(self.config, registry)
         self._plugin_manager = plugin_manager
         self._registry = registry
+
+    def _build(self, kind: str, name: str, options: Mapping[str, Any]) -> Any:
+        """A router or filter a config names, its options checked (``router_options``...)."""
+        cls = self._registry.resolve(kind, name, config_key=kind)
+        checked = resolve_options(
+            cls, dict(options), config=self.config, config_key=f"{kind}_options.{name}"
+        )
+        return cls(checked)
 
     # --- names and routes ---------------------------------------------------------------
     def queue_for(self, routing_key: str) -> str:
@@ -262,7 +279,7 @@ class Consumer:
 class MessageQueue(_QueueBase):
     """SPEC §5: ``MessageQueue(broker_url="redis://localhost:6379/0", queue_name=...)``."""
 
-    def __init__(self, broker_url: str = "memory://", queue_name: str = "default", **kwargs: Any):
+    def __init__(self, broker_url: str | None = None, queue_name: str = "default", **kwargs: Any):
         super().__init__(broker_url, queue_name, **kwargs)
         self._dedup: Cache | None = None
         self._consumers: list[Consumer] = []
@@ -486,7 +503,7 @@ class SyncConsumer:
 class SyncMessageQueue(_QueueBase):
     """The blocking twin of `MessageQueue`: same arguments, consumers run in threads."""
 
-    def __init__(self, broker_url: str = "memory://", queue_name: str = "default", **kwargs: Any):
+    def __init__(self, broker_url: str | None = None, queue_name: str = "default", **kwargs: Any):
         super().__init__(broker_url, queue_name, **kwargs)
         self._dedup: SyncCache | None = None
         self._consumers: list[SyncConsumer] = []
