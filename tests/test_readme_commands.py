@@ -16,7 +16,8 @@ README = ROOT / "README.md"
 SECTION = "## Set up from a fresh clone"
 DEMO_COMMAND = (
     "python3 -m venv .venv && .venv/bin/pip install -e . -e plugins/memory-lru -e plugins/ttl "
-    "-e plugins/redis-backend && .venv/bin/cachemesh demo"
+    "-e plugins/redis-backend -e plugins/bloom -e plugins/notification-router "
+    "&& .venv/bin/cachemesh demo"
 )
 TEST_COMMAND = "bash scripts/test-all.sh"
 FENCE = re.compile(r"^```[\w-]*\n(.*?)^```\s*$", re.M | re.S)
