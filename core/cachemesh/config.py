@@ -145,6 +145,10 @@ class CacheConfig(BaseSettings):
     CACHE_MAX_KEY_LENGTH: int = Field(250, ge=16)
     CACHE_MAX_VALUE_BYTES: int | None = Field(None, gt=0)
     CACHE_ON_BACKEND_ERROR: Literal["raise", "miss"] = "raise"
+    CACHE_FALLBACK: str | None = None
+    CACHE_FALLBACK_OPTIONS: dict[str, Any] = {}
+    CACHE_METRICS: list[str] = []
+    CACHE_METRICS_OPTIONS: dict[str, dict[str, Any]] = {}
 
     # --- cachemesh: messaging -----------------------------------------------------------
     MESSAGE_BROKER_URL: str = "memory://"

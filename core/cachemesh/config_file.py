@@ -30,6 +30,10 @@ FILE_KEYS: Mapping[str, str] = {
     "strategy_options": "CACHE_STRATEGY_OPTIONS",
     "serializer": "CACHE_SERIALIZER",
     "serializer_options": "CACHE_SERIALIZER_OPTIONS",
+    "fallback": "CACHE_FALLBACK",
+    "fallback_options": "CACHE_FALLBACK_OPTIONS",
+    "metrics": "CACHE_METRICS",
+    "metrics_options": "CACHE_METRICS_OPTIONS",
     "broker_url": "MESSAGE_BROKER_URL",
     "transport_options": "MESSAGE_TRANSPORT_OPTIONS",
     "router": "MESSAGE_ROUTER",
@@ -38,7 +42,7 @@ FILE_KEYS: Mapping[str, str] = {
     "filter_options": "MESSAGE_FILTER_OPTIONS",
 }
 #: Keys whose value is a list of component names.
-LIST_KEYS = frozenset({"filters"})
+LIST_KEYS = frozenset({"filters", "metrics"})
 SETTINGS_TABLE = "settings"
 
 
