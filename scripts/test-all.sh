@@ -4,9 +4,9 @@
 #   bash scripts/test-all.sh [pytest arguments...]
 #
 # Idempotent: creates .venv when missing, (re)installs the core and every plugin under
-# plugins/ editable, starts a Redis on 127.0.0.1:6379 when none answers there (and leaves
-# it running for the next run), then runs pytest over the root pyproject's testpaths
-# (core/tests, plugins, tests). The exit code is pytest's; "no tests collected" (5) fails.
+# plugins/ editable, starts a Redis on 127.0.0.1:6379 and a RabbitMQ on 127.0.0.1:5672 when
+# none answers there (and leaves them running for the next run), then runs pytest over the
+# root pyproject's testpaths (core/tests, plugins, tests). The exit code is pytest's; "no tests collected" (5) fails.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -107,7 +107,50 @@ else
     fi
 fi
 
-# --- 5. the whole test suite ----------------------------------------------------------------
+# --- 5. RabbitMQ on 127.0.0.1:5672 (guest/guest), for the kombu transport's tests ------------
+rabbit_answers() {
+    "$VPY" - <<'PY' >/dev/null 2>&1
+import socket, sys
+try:
+    with socket.create_connection(("127.0.0.1", 5672), timeout=1) as conn:
+        conn.sendall(b"AMQP\x00\x00\x09\x01")
+        sys.exit(0 if conn.recv(8) else 1)
+except OSError:
+    sys.exit(1)
+PY
+}
+
+if rabbit_answers; then
+    log "RabbitMQ already answers on 127.0.0.1:5672"
+else
+    if ! command -v rabbitmq-server >/dev/null 2>&1; then
+        if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+            log "installing rabbitmq-server with apt-get"
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+        else
+            echo "error: nothing answers on 127.0.0.1:5672 and rabbitmq-server is not installed" >&2
+            echo "       (Debian/Ubuntu: apt-get install rabbitmq-server), or start one yourself." >&2
+            exit 1
+        fi
+    fi
+    log "starting rabbitmq-server (left running afterwards)"
+    if command -v service >/dev/null 2>&1 && service rabbitmq-server start >/dev/null 2>&1; then
+        :
+    else
+        rabbitmq-server -detached >/dev/null 2>&1 || true
+    fi
+    for _ in $(seq 1 120); do
+        rabbit_answers && break
+        sleep 0.5
+    done
+    if ! rabbit_answers; then
+        echo "error: rabbitmq-server was started but does not answer on 127.0.0.1:5672" >&2
+        exit 1
+    fi
+fi
+
+# --- 6. the whole test suite ----------------------------------------------------------------
 log "running pytest $*"
 set +e
 "$VPY" -m pytest "$@"
