@@ -36,6 +36,7 @@ FIRST_PARTY: Mapping[tuple[str, str], str] = {
     ("filter", "bloom"): "cachemesh-bloom",
     ("router", "notification"): "cachemesh-notification-router",
     ("transport", "amqp"): "cachemesh-kombu-transport",
+    ("transport", "redis"): "cachemesh-redis-backend",
     ("metrics_sink", "prometheus"): "cachemesh-prometheus-metrics",
 }
 
