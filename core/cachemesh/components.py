@@ -110,10 +110,47 @@ def build_serializer(config: CacheConfig, registry: ComponentRegistry | None = N
 
 
 def build_backend(config: CacheConfig, registry: ComponentRegistry | None = None) -> CacheBackend:
+    """The backend the config names, wrapped by its fallback policy when one is named."""
     registry = registry or get_registry()
     cls = _resolve(registry, "backend", config.CACHE_BACKEND, "backend", config)
     options = resolve_options(
         cls, config.CACHE_BACKEND_OPTIONS, config=config, config_key="backend_options"
     )
+    policy = build_fallback_policy(config, registry)  # validated before anything connects
     backend: CacheBackend = cls(options, config=config, registry=registry)
-    return backend
+    if policy is None:
+        return backend
+    try:
+        wrapped: CacheBackend = policy.wrap(backend, config=config, registry=registry)
+    except BaseException:
+        backend.close()
+        raise
+    return wrapped
+
+
+def build_fallback_policy(config: CacheConfig, registry: ComponentRegistry | None = None) -> Any:
+    """The `FallbackPolicy` that ``fallback = "..."`` names, with validated options; None
+    when no policy is named. (Typed Any: naming FallbackPolicy here would make an import
+    cycle with cache.py, and a third-party policy only has to duck-type it.)"""
+    if config.CACHE_FALLBACK is None:
+        if config.CACHE_FALLBACK_OPTIONS:
+            raise ConfigError(
+                f"fallback_options are set{_where(config)} but no fallback policy is named: "
+                'add fallback = "circuit-breaker" (or another policy), or drop the options.'
+            )
+        return None
+    registry = registry or get_registry()
+    cls = _resolve(registry, "fallback_policy", config.CACHE_FALLBACK, "fallback", config)
+    if not callable(getattr(cls, "wrap", None)) or not callable(
+        getattr(cls, "parse_options", None)
+    ):
+        provider = registry.provider("fallback_policy", config.CACHE_FALLBACK)
+        raise ConfigError(
+            f"fallback = {config.CACHE_FALLBACK!r}: {cls.__name__} (from {provider!r}) is not "
+            "a usable fallback policy: it needs an Options model and a wrap(backend, ...) "
+            "method. Subclass cachemesh.fallback_cache.FallbackPolicy."
+        )
+    options = resolve_options(
+        cls, config.CACHE_FALLBACK_OPTIONS, config=config, config_key="fallback_options"
+    )
+    return cls(options)

@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = (
     "cachemesh.builtins.serializers",
     "cachemesh.builtins.strategies",
     "cachemesh.builtins.error_policy",
+    "cachemesh.builtins.fallback_policies",
     "cachemesh.builtins.memory_transport",
 )
 
