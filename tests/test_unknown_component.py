@@ -15,10 +15,14 @@ from cachemesh.plugins import new_plugin_manager
 from cachemesh.registry import ComponentRegistry
 
 
+#: The first-party plugin these tests pretend is not installed (it is, in this repository).
+ABSENT = "cachemesh-multi-level"
+
+
 @pytest.fixture
 def installed() -> pluggy.PluginManager:
-    """A manager with every installed plugin loaded from its entry point."""
-    return new_plugin_manager(load_entrypoints=True)
+    """A manager with every installed plugin loaded from its entry point, but `ABSENT`."""
+    return new_plugin_manager(load_entrypoints=True, block=[ABSENT])
 
 
 def _build(pm: pluggy.PluginManager, **settings: object) -> SyncCache:
@@ -67,6 +71,7 @@ def test_unknown_third_party_name_points_at_cachemesh_plugins(
 
 def _run_in(directory: Path, code: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHEMESH_", "CACHE_"))}
+    env["CACHEMESH_DISABLE_PLUGINS"] = ABSENT
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=directory,
