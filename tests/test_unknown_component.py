@@ -14,7 +14,6 @@ from cachemesh import CacheConfig, ConfigError, SyncCache, UnknownComponentError
 from cachemesh.plugins import new_plugin_manager
 from cachemesh.registry import ComponentRegistry
 
-
 #: The first-party plugin these tests pretend is not installed (it is, in this repository).
 ABSENT = "cachemesh-multi-level"
 

@@ -46,6 +46,8 @@ PROVIDED_BY: Mapping[str, tuple[str, str]] = {
     "MonitoredCache": ("cachemesh.metrics", "cachemesh"),
     "CacheMetrics": ("cachemesh.metrics", "cachemesh"),
     "CacheStats": ("cachemesh.metrics", "cachemesh"),
+    "SyncMonitoredCache": ("cachemesh.metrics", "cachemesh"),
+    "MetricsSink": ("cachemesh.metrics_sink", "cachemesh"),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
@@ -25,14 +25,38 @@ from .serializers import CorruptEntry
 
 if TYPE_CHECKING:
     from .backend import CacheBackend
+    from .metrics import CacheMetrics
     from .registry import ComponentRegistry
 
 #: Pass as ``timeout`` to keep an entry until it is deleted or evicted.
 NO_EXPIRY = math.inf
 
 
+_C = TypeVar("_C", bound="_CacheBase")
+
+
 class _CacheBase:
     """What `Cache` and `SyncCache` share: components, keys, values, failure handling."""
+
+    config: CacheConfig
+
+    def __new__(cls: type[_C], config: CacheConfig | None = None, *args: Any, **kwargs: Any) -> _C:
+        """Build a metered cache as a subclass with counting methods (metrics_cache.py).
+
+        Choosing the class here, before any attribute exists, keeps the plain class free
+        of per-call tests and the metered one as fast as a class can be (a class swap or
+        methods bound per instance would slow down every attribute access).
+        """
+        if config is None:
+            config = CacheConfig()
+        metered = config.CACHE_METRICS or config.CACHE_METRICS_OPTIONS
+        if metered or kwargs.get("metrics") is not None:
+            from .metrics_cache import metered_class
+
+            cls = metered_class(cls)
+        cache = object.__new__(cls)
+        cache.config = config  # __init__ reuses it when it was given no config
+        return cache
 
     def __init__(
         self,
@@ -42,8 +66,10 @@ class _CacheBase:
         backend: CacheBackend | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
         registry: ComponentRegistry | None = None,
+        metrics: CacheMetrics | None = None,
     ) -> None:
-        self.config = config if config is not None else CacheConfig()
+        if config is not None:
+            self.config = config  # else __new__ set the one it built
         pm = plugin_manager or get_plugin_manager()
         if registry is None:
             registry = get_registry(plugin_manager) if plugin_manager else get_registry()
@@ -70,6 +96,20 @@ class _CacheBase:
         #: Backend failures answered by the error policy instead of raised.
         self.absorbed_errors = 0
         self._count_lock = threading.Lock()
+        #: Live counters and timings (`cachemesh.CacheMetrics`), when the config names
+        #: metrics sinks (``CACHE_METRICS``) or `metrics` is given; else None. Such a cache
+        #: is an instance of a subclass with counting methods (see ``__new__``); the others
+        #: keep the plain methods, with no per-call test.
+        self.metrics: CacheMetrics | None = None
+        if metrics is not None or self.config.CACHE_METRICS or self.config.CACHE_METRICS_OPTIONS:
+            from .metrics_cache import instrument
+
+            try:
+                self.metrics = instrument(self, metrics, registry)
+            except BaseException:
+                if self._owns_backend:  # e.g. an unknown sink: nothing is left open
+                    self.backend.close()
+                raise
 
     # --- values -----------------------------------------------------------------------
     def _ttl(self, timeout: float | None) -> float | None:
@@ -121,6 +161,8 @@ class _CacheBase:
 
     def _failed(self, operation: str, key: str, error: BackendError) -> None:
         """Ask the error policy; re-raise unless it says to answer without the backend."""
+        if self.metrics is not None:
+            self.metrics.error(operation)
         decision = self._on_error_hook(
             backend=self.backend.name,
             operation=operation,
@@ -420,6 +462,7 @@ class Cache(_CacheBase):
             backend=self.backend,
             plugin_manager=self._plugin_manager,
             registry=self._registry,
+            metrics=self.metrics,
         )
 
 

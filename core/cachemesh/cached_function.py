@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overlo
 from ._missing import MISSING
 from .errors import BackendError, LockError, LockUnavailable
 from .expiry import Entry, Expiry
+from .metrics import FUNCTION_EVENTS
 from .stampede import AsyncSingleFlight, SingleFlight
 
 if TYPE_CHECKING:
@@ -147,6 +148,20 @@ class _CachedBase:
         self._bare = not policy.expiry.enveloped
         self._guarded = policy.unless is not None or policy.bloom is not None
 
+    def _count(self, name: str, cache: Any) -> None:
+        """Count `name` in `stats`, and as an event of the cache's metrics if it has them."""
+        self._counters.add(name)
+        metrics = getattr(cache, "metrics", None)
+        if metrics is not None:
+            metrics.event(FUNCTION_EVENTS[name])
+
+    @staticmethod
+    def _lock_waited(cache: Any, started: float) -> None:
+        """Report the time a load spent acquiring its lock to the cache's metrics."""
+        metrics = getattr(cache, "metrics", None)
+        if metrics is not None:
+            metrics.lock_wait(time.perf_counter() - started)
+
     @property
     def stats(self) -> CacheResultStats:
         """A snapshot of this function's counters (loads, coalesced calls, stale serves…)."""
@@ -217,7 +232,7 @@ class CachedFunction(_CachedBase, Generic[P, R]):
             if policy.bloom is not None and not policy.bloom.might_contain(
                 self._bloom_item(args, kwargs)
             ):
-                self._counters.add("bloom_rejections")
+                self._count("bloom_rejections", self._store_cache())
                 return None  # type: ignore[return-value]
         key = self._key_of(args, kwargs)
         cache = self._cache if self._cache is not None else self._store_cache()
@@ -237,7 +252,7 @@ class CachedFunction(_CachedBase, Generic[P, R]):
             self._counters.add("early_refreshes")
         elif state == "revalidate":
             self._revalidate(cache, key, args, kwargs, entry)
-            self._counters.add("stale_served")
+            self._count("stale_served", cache)
             return entry.value  # type: ignore[no-any-return]
         elif state == "expired":
             entry = None
@@ -256,7 +271,7 @@ class CachedFunction(_CachedBase, Generic[P, R]):
             key, lambda: self._load_once(cache, key, args, kwargs, fallback)
         )
         if shared:
-            self._counters.add("coalesced")
+            self._count("coalesced", cache)
         return value
 
     def _load_once(
@@ -280,18 +295,20 @@ class CachedFunction(_CachedBase, Generic[P, R]):
             auto_renew=True,
             retry_interval=0.02,
         )
+        waiting = time.perf_counter()
         try:
             held = lock.acquire()
         except LockUnavailable as exc:
             log.warning("cache_result lock for %s unavailable (%s); loading without it", key, exc)
             return self._compute(cache, key, args, kwargs, fallback)
+        self._lock_waited(cache, waiting)
         if not held:
             self._counters.add("lock_timeouts")
             return self._compute(cache, key, args, kwargs, fallback)
         try:
             entry = self._newer(cache.get(key, MISSING), fallback)
             if entry is not None:  # another process loaded it while we waited
-                self._counters.add("coalesced")
+                self._count("coalesced", cache)
                 return entry.value
             return self._compute(cache, key, args, kwargs, fallback)
         finally:
@@ -313,7 +330,7 @@ class CachedFunction(_CachedBase, Generic[P, R]):
             self._counters.add("load_errors")
             if fallback is None:
                 raise
-            self._counters.add("stale_served")
+            self._count("stale_served", cache)
             log.warning("loading %s failed (%r); serving the previous value", key, exc)
             return fallback.value
         self._counters.add("loads")
@@ -417,7 +434,7 @@ class AsyncCachedFunction(_CachedBase, Generic[P, R]):
             if policy.unless is not None and policy.unless(*args, **kwargs):
                 return await self._func(*args, **kwargs)  # type: ignore[no-any-return]
             if policy.bloom is not None and not await self._bloom_admits(args, kwargs):
-                self._counters.add("bloom_rejections")
+                self._count("bloom_rejections", self._store_cache())
                 return None  # type: ignore[return-value]
         key = self._key_of(args, kwargs)
         cache = self._cache if self._cache is not None else self._store_cache()
@@ -437,7 +454,7 @@ class AsyncCachedFunction(_CachedBase, Generic[P, R]):
             self._counters.add("early_refreshes")
         elif state == "revalidate":
             self._revalidate(cache, key, args, kwargs)
-            self._counters.add("stale_served")
+            self._count("stale_served", cache)
             return entry.value  # type: ignore[no-any-return]
         elif state == "expired":
             entry = None
@@ -463,7 +480,7 @@ class AsyncCachedFunction(_CachedBase, Generic[P, R]):
             key, lambda: self._load_once(cache, key, args, kwargs, fallback)
         )
         if shared:
-            self._counters.add("coalesced")
+            self._count("coalesced", cache)
         return value
 
     async def _load_once(
@@ -487,18 +504,20 @@ class AsyncCachedFunction(_CachedBase, Generic[P, R]):
             auto_renew=True,
             retry_interval=0.02,
         )
+        waiting = time.perf_counter()
         try:
             held = await lock.acquire()
         except LockUnavailable as exc:
             log.warning("cache_result lock for %s unavailable (%s); loading without it", key, exc)
             return await self._compute(cache, key, args, kwargs, fallback)
+        self._lock_waited(cache, waiting)
         if not held:
             self._counters.add("lock_timeouts")
             return await self._compute(cache, key, args, kwargs, fallback)
         try:
             entry = self._newer(await cache.get(key, MISSING), fallback)
             if entry is not None:  # another process loaded it while we waited
-                self._counters.add("coalesced")
+                self._count("coalesced", cache)
                 return entry.value
             return await self._compute(cache, key, args, kwargs, fallback)
         finally:
@@ -520,7 +539,7 @@ class AsyncCachedFunction(_CachedBase, Generic[P, R]):
             self._counters.add("load_errors")
             if fallback is None:
                 raise
-            self._counters.add("stale_served")
+            self._count("stale_served", cache)
             log.warning("loading %s failed (%r); serving the previous value", key, exc)
             return fallback.value
         self._counters.add("loads")

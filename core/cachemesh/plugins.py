@@ -34,8 +34,9 @@ BUILTIN_PLUGINS = (
     "cachemesh.builtins.serializers",
     "cachemesh.builtins.strategies",
     "cachemesh.builtins.error_policy",
-    "cachemesh.builtins.fallback_policies",
     "cachemesh.builtins.memory_transport",
+    "cachemesh.builtins.fallback_policies",
+    "cachemesh.builtins.metrics_sinks",
 )
 
 hookimpl = pluggy.HookimplMarker(PROJECT)
