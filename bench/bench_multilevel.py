@@ -1,0 +1,370 @@
+"""Multi-level benchmark: an L1 hit of the ``multi-level`` backend against memory and Redis.
+
+Everything is measured in ONE run, side by side, against a redis-server this script starts
+itself (never the shared one at 127.0.0.1:6379), so the figures compare as ratios (see
+/work/shared/anchors/performance-baselines.md: a shared, noisy 2-core VM).
+
+    cd /work/main && .venv/bin/python bench/bench_multilevel.py [--repeat N] [--quick]
+                                  [--json PATH] [--slices S] [--no-pin] [--cpu C]
+
+Method
+- A private ``redis-server`` (no persistence) on a free loopback port, started and stopped
+  by pid with bench_redis.py's helper; by default it and this process are pinned with
+  ``taskset`` to one CPU (``--no-pin`` turns that off), as bench_redis.py does.
+- Every row is a loop of N sequential operations timed with ``time.perf_counter_ns``, over
+  keys ``user:0`` .. ``user:999`` (all stored before timing), value ``{"name": "John",
+  "age": 30}``; the loop and the key cycling are the same in every row.
+- Contenders, each a `SyncCache` (sync rows) or `Cache` (async rows) built from config:
+  ``memory`` as it comes (strategy none, live objects: no decoding), on ``lru``, and on
+  ``lru`` with ``serialize = true`` (it keeps payloads and decodes them on every hit, as
+  the default L1 does); ``multi-level`` (default levels: lru memory + Redis, pub/sub on)
+  hitting L1, with ``l1_values`` "payloads" (default) and "objects"; ``multi-level`` whose
+  L1 holds 100 entries, so cycling over 1000 keys misses L1 every time (GET + PTTL in one
+  round trip, then the refill); and ``redis`` alone. Section C times ``set``: on
+  multi-level, SET and PUBLISH in one round trip, then the L1 write.
+- Samples are interleaved (bench_memory.py's ``run_all``): each of ``--repeat`` samples is
+  cut into ``--slices`` slices, slice 1 of every row, then slice 2 ... ; the report gives the
+  median sample; the garbage collector is off while a loop runs.
+- Targets: an L1 hit costs at most 1.2x the time of a hit on the memory backend, sync and
+  async: the default L1 (``l1_values = "payloads"``, decoded on every hit) against memory
+  with ``serialize = true`` (the same decoding), and ``l1_values = "objects"`` against
+  memory on the same ``lru`` store with live objects (no decoding). The ratio to the memory
+  backend as it comes (strategy none: a plain dict, unbounded) is printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import bench_env
+from bench_memory import Bench, fmt_us, paired, per_slice, run_all, table
+from bench_redis import RedisServer, pin_self
+
+perf_counter_ns = time.perf_counter_ns
+_cycle, _islice = itertools.cycle, itertools.islice
+
+VALUE = {"name": "John", "age": 30}
+KEYS = [f"user:{i}" for i in range(1000)]
+TTL_S = 3600
+TARGET = 1.2  # an L1 hit may take at most this many times a same-work memory hit
+
+N_LOCAL = 100_000  # in-process hits: ~1-3 µs each
+N_NET = 4_000  # a Redis round trip each: ~30-150 µs
+
+PACKAGES = [
+    "cachemesh",
+    "cachemesh-multi-level",
+    "cachemesh-memory-lru",
+    "cachemesh-redis-backend",
+    "redis",
+    "hiredis",
+    "orjson",
+    "pydantic",
+]
+
+
+def loop_get(get: Callable[[str], Any]) -> Callable[[int], int]:
+    keys = _cycle(KEYS)  # one cycle per row: each slice goes on where the last one stopped
+
+    def run(n: int) -> int:
+        ks = _islice(keys, n)
+        t0 = perf_counter_ns()
+        for k in ks:
+            get(k)
+        return perf_counter_ns() - t0
+
+    return run
+
+
+def aloop_get(get: Callable[[str], Any]) -> Callable[[int], Any]:
+    keys = _cycle(KEYS)  # one cycle per row: each slice goes on where the last one stopped
+
+    async def run(n: int) -> int:
+        ks = _islice(keys, n)
+        t0 = perf_counter_ns()
+        for k in ks:
+            await get(k)
+        return perf_counter_ns() - t0
+
+    return run
+
+
+def loop_set(set_: Callable[..., Any]) -> Callable[[int], int]:
+    keys = _cycle(KEYS)  # one cycle per row: each slice goes on where the last one stopped
+
+    def run(n: int) -> int:
+        ks = _islice(keys, n)
+        t0 = perf_counter_ns()
+        for k in ks:
+            set_(k, VALUE, TTL_S)
+        return perf_counter_ns() - t0
+
+    return run
+
+
+def aloop_set(set_: Callable[..., Any]) -> Callable[[int], Any]:
+    keys = _cycle(KEYS)  # one cycle per row: each slice goes on where the last one stopped
+
+    async def run(n: int) -> int:
+        ks = _islice(keys, n)
+        t0 = perf_counter_ns()
+        for k in ks:
+            await set_(k, VALUE, TTL_S)
+        return perf_counter_ns() - t0
+
+    return run
+
+
+def configs(port: int) -> dict[str, Any]:
+    """One config per contender, each under a key prefix of its own."""
+    from cachemesh import CacheConfig
+
+    def config(**settings: Any) -> CacheConfig:
+        return CacheConfig(
+            REDIS_HOST="127.0.0.1",
+            REDIS_PORT=port,
+            CACHE_KEY_PREFIX=f"bench{uuid.uuid4().hex[:8]}",
+            **settings,
+        )
+
+    small_l1 = {"backend": "memory", "strategy": "lru", "strategy_options": {"max_size": 100}}
+    return {
+        "mem.obj": config(CACHE_BACKEND="memory"),
+        "mem.lru": config(
+            CACHE_BACKEND="memory",
+            CACHE_STRATEGY="lru",
+            CACHE_STRATEGY_OPTIONS={"max_size": 10_000},
+        ),
+        "mem.ser": config(
+            CACHE_BACKEND="memory",
+            CACHE_BACKEND_OPTIONS={"serialize": True},
+            CACHE_STRATEGY="lru",
+            CACHE_STRATEGY_OPTIONS={"max_size": 10_000},
+        ),
+        "ml": config(CACHE_BACKEND="multi-level"),
+        "ml.obj": config(
+            CACHE_BACKEND="multi-level", CACHE_BACKEND_OPTIONS={"l1_values": "objects"}
+        ),
+        "ml.miss": config(
+            CACHE_BACKEND="multi-level", CACHE_BACKEND_OPTIONS={"levels": [small_l1, "redis"]}
+        ),
+        "redis": config(CACHE_BACKEND="redis"),
+    }
+
+
+LABELS = {
+    "mem.obj": "memory as it comes (strategy none, live objects)",
+    "mem.lru": "memory (lru, live objects)",
+    "mem.ser": "memory (lru, serialize = true)",
+    "ml": "multi-level, L1 hit (l1_values = payloads, the default)",
+    "ml.obj": "multi-level, L1 hit (l1_values = objects)",
+    "ml.miss": "multi-level, L1 miss -> L2 hit + refill (L1 of 100, 1000 keys)",
+    "redis": "redis alone",
+}
+
+
+def build(loop: asyncio.AbstractEventLoop, port: int) -> tuple[list[Bench], list[Any]]:
+    from cachemesh import Cache, SyncCache
+
+    benches: list[Bench] = []
+    closers: list[Any] = []
+    for flavour in ("sync", "async"):
+        section = f"{'A' if flavour == 'sync' else 'B'}.{flavour} get (hit)"
+        prefix = "a" if flavour == "sync" else "b"
+        for name, config in configs(port).items():
+            if flavour == "sync":
+                cache: Any = SyncCache(config)
+                cache.set_many(dict.fromkeys(KEYS, VALUE), timeout=TTL_S)
+                assert cache.get(KEYS[7]) == VALUE
+                run = loop_get(cache.get)
+            else:
+                cache = Cache(config)
+                loop.run_until_complete(cache.set_many(dict.fromkeys(KEYS, VALUE), timeout=TTL_S))
+                assert loop.run_until_complete(cache.get(KEYS[7])) == VALUE
+                run = aloop_get(cache.get)
+            closers.append(cache)
+            net = name in ("ml.miss", "redis")
+            refs = {
+                "ml": (f"{prefix}.mem.ser", f"{prefix}.redis"),
+                "ml.obj": (f"{prefix}.mem.obj", f"{prefix}.mem.lru", f"{prefix}.redis"),
+                "ml.miss": (f"{prefix}.redis",),
+            }.get(name, ())
+            benches.append(
+                Bench(
+                    f"{prefix}.{name}",
+                    section,
+                    f"{LABELS[name]}: {'' if flavour == 'sync' else 'await '}get(k)",
+                    run,
+                    N_NET if net else N_LOCAL,
+                    is_async=flavour == "async",
+                    refs=refs,
+                )
+            )
+            if name in ("ml", "redis"):  # writes: L2 SET + L1 + PUBLISH against one SET
+                benches.append(
+                    Bench(
+                        f"c.{flavour}.{name}.set",
+                        "C.set",
+                        f"{LABELS[name].split(',')[0]}: {'' if flavour == 'sync' else 'await '}"
+                        "set(k, v)",
+                        loop_set(cache.set) if flavour == "sync" else aloop_set(cache.set),
+                        N_NET,
+                        is_async=flavour == "async",
+                        refs=(f"c.{flavour}.redis.set",) if name == "ml" else (),
+                    )
+                )
+    # Group the set rows after the get rows.
+    benches.sort(key=lambda b: b.section)
+    return benches, closers
+
+
+#: (L1 mode, the memory row doing the same work, what that row is)
+PAIRS = (
+    ("ml", "mem.ser", "memory (lru, serialize = true): also decodes every hit"),
+    ("ml.obj", "mem.lru", "memory (lru, live objects): the same store, no decoding"),
+)
+
+
+def targets(benches: list[Bench]) -> list[dict[str, Any]]:
+    by = {b.id: b for b in benches}
+    out = []
+    for prefix, what in (("a", "sync"), ("b", "async")):
+        for ml_id, mem_id, mem_label in PAIRS:
+            ml, mem = by[f"{prefix}.{ml_id}"], by[f"{prefix}.{mem_id}"]
+            red, plain = by[f"{prefix}.redis"], by[f"{prefix}.mem.obj"]
+            ratio = ml.median_ns / mem.median_ns
+            pr = paired(by, ml.id, mem.id)
+            ok = ratio <= TARGET
+            n = len(out) + 1
+            out.append(
+                {
+                    "target": n,
+                    "row": ml.id,
+                    "against": mem.id,
+                    "verdict": "PASS" if ok else "FAIL",
+                    "value": ratio,
+                    "limit": f"<= {TARGET}",
+                    "paired_min": min(pr),
+                    "paired_max": max(pr),
+                    "speedup_vs_redis": red.median_ns / ml.median_ns,
+                    "vs_memory_as_it_comes": ml.median_ns / plain.median_ns,
+                    "text": (
+                        f"TARGET {n} {'PASS' if ok else 'FAIL'}: {what} {LABELS[ml_id]} "
+                        f"{fmt_us(ml.median_ns)} µs vs {mem_label} {fmt_us(mem.median_ns)} µs = "
+                        f"{ratio:.2f}x the time per hit (limit ≤ {TARGET:.2f}x; per-repeat "
+                        f"{min(pr):.2f}-{max(pr):.2f}x); {ml.median_ns / plain.median_ns:.2f}x "
+                        f"memory as it comes (a dict, {fmt_us(plain.median_ns)} µs); "
+                        f"{red.median_ns / ml.median_ns:.0f}x faster than redis alone "
+                        f"({fmt_us(red.median_ns)} µs)."
+                    ),
+                }
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5, help="repeats per benchmark (median)")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the iterations")
+    parser.add_argument("--json", metavar="PATH", help="write the raw samples and medians here")
+    parser.add_argument(
+        "--slices", type=int, default=10, help="interleaved slices per sample (default 10)"
+    )
+    parser.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
+    parser.add_argument("--cpu", type=int, default=None, help="the CPU to pin both to")
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.slices < 1:
+        parser.error("--repeat and --slices must be >= 1")
+    div = 10 if args.quick else 1
+    allowed = sorted(os.sched_getaffinity(0))
+    cpu = None if args.no_pin else (args.cpu if args.cpu is not None else allowed[-1])
+    if cpu is not None and cpu not in allowed:
+        parser.error(f"--cpu {cpu}: this process may only use CPUs {allowed}")
+
+    env = bench_env.environment(PACKAGES)
+    server = RedisServer(cpu)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        if cpu is not None:
+            pin_self(cpu)
+        server.start()
+        env["redis_server"] = server.version
+        env["pinning"] = f"CPU {cpu} (this process and redis-server)" if cpu is not None else "none"
+        print("# cachemesh multi-level benchmark (bench/bench_multilevel.py)\n")
+        print(f"- date: {env['date']}")
+        print(
+            f"- python: {env['python']} on {env['platform']}, {env['cpus']} CPUs, "
+            f"load average at start {env['loadavg_start']}"
+        )
+        print(f"- cachemesh checkout: {env['git']}")
+        print("- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
+        print(
+            f"- redis-server {server.version} on 127.0.0.1:{server.port}, pinning: {env['pinning']}"
+        )
+        print(
+            f"- repeats: {args.repeat} (median reported), operations per sample: "
+            f"{N_LOCAL // div:,} in-process / {N_NET // div:,} network, in {args.slices} "
+            f"interleaved slices{' [--quick]' if args.quick else ''}\n"
+        )
+        sys.stdout.flush()
+        benches, closers = build(loop, server.port)
+        run_all(benches, args.repeat, div, args.slices, loop)
+        for cache in closers:
+            if asyncio.iscoroutinefunction(cache.close):
+                loop.run_until_complete(cache.close())
+            else:
+                cache.close()
+    finally:
+        loop.close()
+        server.stop()
+    env["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+
+    print(table(benches))
+    print(
+        f"\nratio = the reference's µs/op ÷ this row's (> 1: this row is faster); spread = "
+        f"(max - min) / median over the {args.repeat} repeats; load average at end "
+        f"{env['loadavg_end']}.\n"
+    )
+    verdicts = targets(benches)
+    for t in verdicts:
+        print(t["text"])
+    if args.json:
+        data = {
+            "environment": env,
+            "repeat": args.repeat,
+            "slices": args.slices,
+            "quick": args.quick,
+            "results": [
+                {
+                    "id": b.id,
+                    "section": b.section,
+                    "benchmark": b.label,
+                    "async": b.is_async,
+                    "iterations_per_sample": per_slice(b, div, args.slices) * args.slices,
+                    "ns_per_op_samples": b.samples,
+                    "median_us_per_op": b.median_ns / 1000,
+                    "ops_per_s": b.ops,
+                    "spread": b.spread,
+                }
+                for b in benches
+            ],
+            "targets": verdicts,
+        }
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
+        print(f"\nraw samples written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
