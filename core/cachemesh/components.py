@@ -148,7 +148,7 @@ def build_fallback_policy(config: CacheConfig, registry: ComponentRegistry | Non
         raise ConfigError(
             f"fallback = {config.CACHE_FALLBACK!r}: {cls.__name__} (from {provider!r}) is not "
             "a usable fallback policy: it needs an Options model and a wrap(backend, ...) "
-            "method. Subclass cachemesh.fallback_cache.FallbackPolicy."
+            "method. Subclass cachemesh.fallback_backend.FallbackPolicy."
         )
     options = resolve_options(
         cls, config.CACHE_FALLBACK_OPTIONS, config=config, config_key="fallback_options"

@@ -32,14 +32,8 @@ from cachemesh import (
     UnknownComponentError,
     hookimpl,
 )
-from cachemesh.breaker import (
-    BreakerBackend,
-    CircuitBreaker,
-    CircuitOpenError,
-    CircuitState,
-    LockingBreakerBackend,
-    Transition,
-)
+from cachemesh.breaker import CircuitBreaker, CircuitOpenError, CircuitState, Transition
+from cachemesh.breaker_backend import BreakerBackend, LockingBreakerBackend
 from cachemesh.builtins.memory import MemoryBackend
 from cachemesh.plugins import get_registry
 from cachemesh.testing import BackendConformance

@@ -22,14 +22,11 @@ from cachemesh import (
     ValueTooLargeError,
     hookimpl,
 )
-from cachemesh.breaker import BreakerBackend, CircuitState
+from cachemesh.breaker import CircuitState
+from cachemesh.breaker_backend import BreakerBackend
 from cachemesh.builtins.memory import MemoryBackend
-from cachemesh.fallback_cache import (
-    CacheWithFallback,
-    FallbackBackend,
-    LockingFallbackBackend,
-    SyncCacheWithFallback,
-)
+from cachemesh.fallback_backend import FallbackBackend, LockingFallbackBackend
+from cachemesh.fallback_cache import CacheWithFallback, SyncCacheWithFallback
 from cachemesh.plugins import get_registry
 from cachemesh.testing import BackendConformance
 

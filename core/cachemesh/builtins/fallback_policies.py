@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..backend import CacheBackend, InProcessBackend
-from ..breaker import BreakerBackend, CircuitBreaker
+from ..breaker import CircuitBreaker
+from ..breaker_backend import BreakerBackend
 from ..components import resolve_options
 from ..errors import ConfigError
-from ..fallback_cache import FallbackBackend, FallbackPolicy
+from ..fallback_backend import FallbackBackend, FallbackPolicy
 from ..plugins import get_registry, hookimpl
 
 if TYPE_CHECKING:
