@@ -18,7 +18,7 @@ DEMO_COMMAND = (
     "python3 -m venv .venv && .venv/bin/pip install -e . -e plugins/memory-lru -e plugins/ttl "
     "-e plugins/redis-backend -e plugins/bloom -e plugins/notification-router "
     "-e plugins/kombu-transport -e plugins/prometheus-metrics "
-    "-e plugins/multi-level "
+    "-e plugins/multi-level -e plugins/celery-tasks "
     "&& .venv/bin/cachemesh demo"
 )
 TEST_COMMAND = "bash scripts/test-all.sh"
