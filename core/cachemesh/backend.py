@@ -214,3 +214,8 @@ class InProcessBackend(CacheBackend, ABC):
 
     async def alock_owner(self, key: str) -> str | None:
         return self.lock_owner(key)
+
+
+def has_lock_primitives(backend: CacheBackend) -> bool:
+    """True when `backend`'s class implements the lock primitives (what locks need)."""
+    return getattr(type(backend), "lock_acquire", None) is not CacheBackend.lock_acquire

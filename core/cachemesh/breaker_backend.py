@@ -12,18 +12,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
-from .backend import CacheBackend
+from .backend import CacheBackend, has_lock_primitives
 from .breaker import CircuitBreaker
 from .errors import BackendError, CacheError
 
-__all__ = ["BackendWrapper", "BreakerBackend", "LockingBreakerBackend", "has_lock_primitives"]
+__all__ = ["BackendWrapper", "BreakerBackend", "LockingBreakerBackend"]
 
 T = TypeVar("T")
-
-
-def has_lock_primitives(backend: CacheBackend) -> bool:
-    """True when `backend`'s class implements the lock primitives (`DistributedLock`'s test)."""
-    return getattr(type(backend), "lock_acquire", None) is not CacheBackend.lock_acquire
 
 
 class BackendWrapper(CacheBackend):

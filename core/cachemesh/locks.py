@@ -39,7 +39,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .backend import CacheBackend
+from .backend import has_lock_primitives
 from .errors import (
     BackendError,
     ConfigError,
@@ -162,10 +162,6 @@ def _renewal_failed(exc: BackendError) -> str:
     return f"renewal failed ({exc}); the lease can no longer be vouched for"
 
 
-def _has_lock_primitives(backend: CacheBackend) -> bool:
-    return getattr(type(backend), "lock_acquire", None) is not CacheBackend.lock_acquire
-
-
 class _LockBase:
     """What both lock flavours share: arguments, key, token, lease bookkeeping, messages."""
 
@@ -194,7 +190,7 @@ class _LockBase:
                 f"{type(self).__name__} needs a cachemesh Cache or SyncCache (e.g. "
                 f"RedisManager(config)), got {type(cache).__name__}."
             ) from None
-        if not _has_lock_primitives(backend):
+        if not has_lock_primitives(backend):
             raise LockError(str(backend._no_locks()))
         #: The TTL of each lease, in seconds (mandatory, > 0).
         self.timeout = _ttl(timeout)
