@@ -8,6 +8,19 @@ read or a typed error, in microseconds. After ``reset_timeout`` seconds the circ
 *half-open* and lets one probe call through: its success closes the circuit, its failure
 opens it again for another ``reset_timeout``.
 
+Two options close the gaps that remain, for a store that hangs rather than refuses:
+
+* ``stall_timeout``: the calls already in flight when a store hangs each wait out the op
+  timeout, and so does every call admitted until ``failure_threshold`` of them have timed
+  out. With ``stall_timeout`` set, a call that arrives while calls are in flight and none
+  has answered for ``stall_timeout`` seconds opens the circuit: a hang is noticed in about
+  1.25 x ``stall_timeout`` (the silence is confirmed by a second call a quarter of it
+  later, so a process that was merely not scheduled does not trip it), not in one op
+  timeout.
+* ``background_probe``: the half-open probe is the backend's ``ping``, run off the
+  caller's path (a task or a thread, by `BreakerBackend`), and the call that triggered it
+  is refused like any other, so no caller waits for a probe into a hung store.
+
 The state lives in the process (never in the store it protects: a breaker kept in a Redis
 that is down cannot open). It is thread-safe and asyncio-safe: every state change happens
 under a `threading.Lock` that is never held across an ``await`` or an I/O call.
@@ -61,9 +74,14 @@ class CircuitOpenError(BackendUnavailableError):
     ``retry_in`` is how many seconds remain before the next probe may run.
     """
 
-    def __init__(self, message: str, *, retry_in: float = 0.0) -> None:
+    def __init__(
+        self, message: str, *, retry_in: float = 0.0, probe_ticket: int | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_in = retry_in
+        #: Set when the breaker (``background_probe``) wants the refusing wrapper to start
+        #: a probe with this ticket; `BreakerBackend` does.
+        self.probe_ticket = probe_ticket
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,23 @@ class Transition:
     old: CircuitState
     new: CircuitState
     reason: str
+
+
+def _check_stall_timeout(stall_timeout: object) -> float | None:
+    if stall_timeout is None:
+        return None
+    if (
+        not isinstance(stall_timeout, (int, float))
+        or isinstance(stall_timeout, bool)
+        or not 0 < stall_timeout < math.inf
+    ):
+        raise ConfigError(
+            f"stall_timeout={stall_timeout!r} is not valid: give the seconds without any "
+            "answer (while calls are waiting) after which the store counts as hung, a finite "
+            "number > 0 well above your slowest normal call (e.g. 0.05), or None to turn "
+            "hang detection off."
+        )
+    return float(stall_timeout)
 
 
 def _check_options(failure_threshold: object, reset_timeout: object) -> tuple[int, float]:
@@ -127,10 +162,18 @@ class CircuitBreaker:
         name: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_transition: Callable[[Transition], object] | None = None,
+        stall_timeout: float | None = None,
+        background_probe: bool = False,
     ) -> None:
         self.failure_threshold, self.reset_timeout = _check_options(
             failure_threshold, reset_timeout
         )
+        #: Seconds without an answer, with calls waiting, that open the circuit (None: off).
+        self.stall_timeout = _check_stall_timeout(stall_timeout)
+        if not isinstance(background_probe, bool):
+            raise TypeError(f"background_probe must be True or False, got {background_probe!r}.")
+        #: Probe with the backend's ``ping`` off the caller's path (see the module doc).
+        self.background_probe = background_probe
         if not callable(clock):
             raise TypeError(f"clock must be a callable returning seconds, got {clock!r}.")
         #: What the breaker protects, for messages (a `BreakerBackend` fills in its
@@ -147,6 +190,9 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probe_started: float | None = None  # half-open: when the probe was let through
         self._last_error = ""
+        self._in_flight = 0  # admitted calls not yet finished (kept when stall_timeout is set)
+        self._answered_at = 0.0  # when a call last finished, or the first of a busy spell began
+        self._suspected_at: float | None = None  # when a stall was first seen (not yet sure)
         #: The last `HISTORY` state changes, oldest first.
         self.transitions: deque[Transition] = deque(maxlen=HISTORY)
         #: Calls refused without reaching the backend (open, or half-open with a probe out).
@@ -185,16 +231,32 @@ class CircuitBreaker:
     def before_call(self) -> int:
         """Admit a call and return its ticket, or raise `CircuitOpenError` at once."""
         epoch = self._epoch  # read before the state: a change in between makes it stale
-        state = self._state
-        if state is CircuitState.CLOSED:
+        if self._state is CircuitState.CLOSED and self.stall_timeout is None:
             return epoch  # the common case, without the lock
         changed: Transition | None = None
+        refusal: CircuitOpenError | None = None
         with self._lock:
             state = self._state
-            if state is CircuitState.CLOSED:
-                return self._epoch
             now = self._clock()
-            if state is CircuitState.OPEN:
+            if state is CircuitState.CLOSED:
+                stall = self.stall_timeout
+                if (
+                    stall is not None
+                    and self._in_flight
+                    and now - self._answered_at >= stall
+                    and self._stall_confirmed(now, stall)
+                ):
+                    reason = (
+                        f"no answer for {now - self._answered_at:.3f}s with "
+                        f"{self._in_flight} call(s) waiting (stall_timeout={stall:g}s)"
+                    )
+                    self._last_error = f"the store stopped answering: {reason}"
+                    changed = self._open(now, reason)
+                    self.rejected += 1
+                    refusal = self._refusal(self.reset_timeout)
+                else:
+                    ticket = self._epoch
+            elif state is CircuitState.OPEN:
                 waited = now - self._opened_at
                 if waited < self.reset_timeout:
                     self.rejected += 1
@@ -210,11 +272,56 @@ class CircuitBreaker:
                 self._epoch += 1  # the old probe (if any) is given up on: its result is stale
                 self._probe_started = now
                 ticket = self._epoch
+            if refusal is None:
+                if state is not CircuitState.CLOSED and self.background_probe:
+                    # The probe runs off the caller's path: the caller is refused.
+                    self.rejected += 1
+                    refusal = self._refusal(0.0, probing=True)
+                    refusal.probe_ticket = ticket
+                elif self.stall_timeout is not None:
+                    self._admitted(now)
         self._announce(changed)
+        if refusal is not None:
+            raise refusal
         return ticket
+
+    def probe_started(self) -> None:
+        """A background probe (ticket from `CircuitOpenError.probe_ticket`) is in flight:
+        count it like an admitted call, so its silence is seen as a stall too."""
+        if self.stall_timeout is not None:
+            with self._lock:
+                self._admitted(self._clock())
+
+    def _stall_confirmed(self, now: float, stall: float) -> bool:
+        """Seen twice, a quarter of `stall_timeout` apart, with no answer in between.
+
+        One sighting is not enough: a process that was not scheduled for a while (a GC
+        pause, a starved CPU, a busy event loop) sees "no answer for 0.6 s" on its first
+        call back, before it has read the answers waiting in its sockets.
+        """
+        suspected = self._suspected_at
+        if suspected is None or suspected < self._answered_at:
+            self._suspected_at = now  # first sighting (or an answer came since the last)
+            return False
+        return now - suspected >= stall / 4
+
+    def _admitted(self, now: float) -> None:
+        if not self._in_flight:
+            self._answered_at = now  # a busy spell starts: silence is measured from here
+        self._in_flight += 1
+
+    def _finished(self, answered: bool) -> None:
+        """One admitted call ended; `answered`: the store replied (a timeout is no reply)."""
+        with self._lock:
+            if self._in_flight:
+                self._in_flight -= 1
+            if answered:
+                self._answered_at = self._clock()
 
     def on_success(self, ticket: int) -> None:
         """The admitted call answered: reset the failure count; a probe closes the circuit."""
+        if self.stall_timeout is not None:
+            self._finished(True)
         if ticket != self._epoch:
             return  # admitted in an earlier state: says nothing about this one
         if self._consecutive == 0 and self._state is CircuitState.CLOSED:
@@ -230,6 +337,8 @@ class CircuitBreaker:
 
     def on_failure(self, ticket: int, error: BaseException) -> None:
         """The admitted call failed (a `BackendError`): count it; maybe open the circuit."""
+        if self.stall_timeout is not None:
+            self._finished(False)
         changed: Transition | None = None
         with self._lock:
             self.failures += 1
@@ -248,6 +357,8 @@ class CircuitBreaker:
     def on_abandon(self, ticket: int) -> None:
         """The admitted call ended with neither answer (cancelled, a bug): a probe's slot
         is freed, so the next call probes instead."""
+        if self.stall_timeout is not None:
+            self._finished(False)
         with self._lock:
             if ticket == self._epoch and self._state is CircuitState.HALF_OPEN:
                 self._probe_started = None
@@ -311,7 +422,11 @@ class CircuitBreaker:
                 log.exception("a circuit transition listener of %r raised", self.label)
 
     def __repr__(self) -> str:
+        extra = "" if self.stall_timeout is None else f", stall_timeout={self.stall_timeout:g}"
+        if self.background_probe:
+            extra += ", background_probe=True"
         return (
             f"CircuitBreaker({self.label!r}, state={self._state.value!r}, "
-            f"failure_threshold={self.failure_threshold}, reset_timeout={self.reset_timeout:g})"
+            f"failure_threshold={self.failure_threshold}, reset_timeout={self.reset_timeout:g}"
+            f"{extra})"
         )

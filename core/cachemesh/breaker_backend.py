@@ -9,16 +9,26 @@ failing closed: `DistributedLock` turns the `BackendError` of an open circuit in
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from .backend import CacheBackend, has_lock_primitives
-from .breaker import CircuitBreaker
-from .errors import BackendError, CacheError
+from .breaker import CircuitBreaker, CircuitOpenError, CircuitState, Transition
+from .errors import BackendError, BackendTimeoutError, CacheError
 
 __all__ = ["BackendWrapper", "BreakerBackend", "LockingBreakerBackend"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("cachemesh.breaker")
+
+#: ``asyncio.timeout`` (Python 3.11+): a deadline that can be moved, so that a waiting call
+#: can be released from outside. On 3.10 waiting calls are not released.
+_TIMEOUT: Callable[[float | None], Any] | None = getattr(asyncio, "timeout", None)
 
 
 class BackendWrapper(CacheBackend):
@@ -76,6 +86,14 @@ class BreakerBackend(BackendWrapper):
     A `BackendError` from `inner` counts as a failure; any other `CacheError` (a value that
     is not an integer for ``incr``...) means the store answered, so it counts as a success;
     anything else (a cancellation) abandons the call. ``close`` always reaches `inner`.
+
+    With the breaker's ``background_probe``, the half-open probe is ``inner.ping()`` run in
+    a daemon thread (sync calls) or a task (async calls), and the call that triggered it is
+    refused like the others: no caller waits on a probe into a hung store.
+
+    With the breaker's ``stall_timeout``, async calls still waiting when the circuit opens
+    are released at once with a `BackendTimeoutError` (so the fallback answers them) rather
+    than each waiting out the op timeout; blocking calls cannot be interrupted and wait.
     """
 
     def __init__(self, inner: CacheBackend, breaker: CircuitBreaker | None = None) -> None:
@@ -86,10 +104,105 @@ class BreakerBackend(BackendWrapper):
         elif breaker.name is None:
             breaker.name = inner.name
         self.breaker = breaker
+        self._probes: set[asyncio.Task[None]] = set()  # running background probes (async)
+        # Async calls in flight, released when the circuit opens (stall_timeout set, 3.11+).
+        self._waiting: dict[Any, asyncio.AbstractEventLoop] | None = None
+        if breaker.stall_timeout is not None and _TIMEOUT is not None:
+            self._waiting = {}
+            breaker.add_listener(self._release_on_open)
 
+    # --- releasing waiting calls ----------------------------------------------------------
+    def _release_on_open(self, transition: Transition) -> None:
+        waiting = self._waiting
+        if transition.new is not CircuitState.OPEN or not waiting:
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for timeout, loop in list(waiting.items()):
+            if loop is running:
+                _expire(timeout, loop)
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(_expire, timeout, loop)
+
+    async def _await_released(self, method: Callable[..., Awaitable[T]], *args: Any) -> T:
+        waiting = self._waiting
+        assert waiting is not None and _TIMEOUT is not None
+        timeout = _TIMEOUT(None)
+        try:
+            async with timeout:
+                waiting[timeout] = asyncio.get_running_loop()
+                return await method(*args)
+        except TimeoutError:
+            if timeout.expired():
+                raise BackendTimeoutError(
+                    f"{self.inner.name}: released: the circuit opened while this call waited "
+                    f"(the store stopped answering). A write's outcome is unknown."
+                ) from None
+            raise
+        finally:
+            waiting.pop(timeout, None)
+
+    # --- background probes --------------------------------------------------------------
+    def _probe_done(self, ticket: int, error: BaseException | None) -> None:
+        breaker = self.breaker
+        if error is None or (isinstance(error, CacheError) and not isinstance(error, BackendError)):
+            breaker.on_success(ticket)
+        elif isinstance(error, BackendError):
+            breaker.on_failure(ticket, error)
+        elif isinstance(error, asyncio.CancelledError):  # the backend is closing
+            breaker.on_abandon(ticket)
+        else:
+            log.warning("background probe of %r ended with %r", breaker.label, error)
+            breaker.on_abandon(ticket)
+
+    def _probe_in_thread(self, ticket: int) -> None:
+        self.breaker.probe_started()
+
+        def probe() -> None:
+            try:
+                self.inner.ping()
+            except BaseException as exc:  # reported to the breaker, never raised in a thread
+                self._probe_done(ticket, exc)
+            else:
+                self._probe_done(ticket, None)
+
+        threading.Thread(target=probe, name="cachemesh-breaker-probe", daemon=True).start()
+
+    def _probe_in_task(self, ticket: int) -> None:
+        self.breaker.probe_started()
+
+        async def probe() -> None:
+            try:
+                await self.inner.aping()
+            except BaseException as exc:
+                self._probe_done(ticket, exc)
+                if not isinstance(exc, Exception):
+                    raise  # a cancellation goes on
+            else:
+                self._probe_done(ticket, None)
+
+        task = asyncio.get_running_loop().create_task(probe(), name="cachemesh-breaker-probe")
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
+
+    async def aclose(self) -> None:
+        for task in list(self._probes):
+            task.cancel()
+        if self._probes:
+            await asyncio.gather(*self._probes, return_exceptions=True)
+        await self.inner.aclose()
+
+    # --- every call -----------------------------------------------------------------------
     def _call(self, method: Callable[..., T], *args: Any) -> T:
         breaker = self.breaker
-        ticket = breaker.before_call()
+        try:
+            ticket = breaker.before_call()
+        except CircuitOpenError as refused:
+            if refused.probe_ticket is not None:
+                self._probe_in_thread(refused.probe_ticket)
+            raise
         try:
             result = method(*args)
         except BackendError as exc:
@@ -106,9 +219,17 @@ class BreakerBackend(BackendWrapper):
 
     async def _acall(self, method: Callable[..., Awaitable[T]], *args: Any) -> T:
         breaker = self.breaker
-        ticket = breaker.before_call()
         try:
-            result = await method(*args)
+            ticket = breaker.before_call()
+        except CircuitOpenError as refused:
+            if refused.probe_ticket is not None:
+                self._probe_in_task(refused.probe_ticket)
+            raise
+        try:
+            if self._waiting is None:
+                result = await method(*args)
+            else:
+                result = await self._await_released(method, *args)
         except BackendError as exc:
             breaker.on_failure(ticket, exc)
             raise
@@ -209,6 +330,13 @@ class BreakerBackend(BackendWrapper):
 
     def __repr__(self) -> str:
         return f"BreakerBackend({self.inner!r}, {self.breaker!r})"
+
+
+def _expire(timeout: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """Make a waiting call's ``asyncio.timeout`` expire now (in `loop`'s thread)."""
+    if timeout.when() is None:  # not already expiring
+        with contextlib.suppress(RuntimeError):  # the call finished in the meantime
+            timeout.reschedule(loop.time())
 
 
 class LockingBreakerBackend(BreakerBackend):

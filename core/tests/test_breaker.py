@@ -663,3 +663,193 @@ class TestSerializingMemoryBehindTheBreaker(BackendConformance):
     backend = "memory"
     backend_options: ClassVar[dict[str, Any]] = {"serialize": True}
     settings: ClassVar[dict[str, Any]] = {"CACHE_FALLBACK": "circuit-breaker"}
+
+
+# --- stall detection and background probes -------------------------------------------------
+def test_a_stall_opens_the_circuit_before_any_call_fails(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(3, 10, name="fake", clock=clock, stall_timeout=0.05)
+    ok = breaker.before_call()
+    clock.advance(0.01)
+    breaker.on_success(ok)  # answers arrive: no stall
+    hung = [breaker.before_call() for _ in range(3)]  # in flight when the store hangs
+    clock.advance(0.04)
+    late = breaker.before_call()  # 0.04 s of silence: still under the stall timeout
+    clock.advance(0.02)
+    later = breaker.before_call()  # 0.06 s: a stall is suspected, not yet sure
+    clock.advance(0.01)
+    assert breaker.state is CircuitState.CLOSED
+    clock.advance(0.005)
+    with pytest.raises(CircuitOpenError, match="circuit open"):
+        breaker.before_call()  # still silent a quarter of stall_timeout later: hung
+    assert breaker.state is CircuitState.OPEN
+    assert "no answer for 0.075s with 5 call(s) waiting" in breaker.transitions[-1].reason
+    for ticket in [*hung, late, later]:  # their timeouts arrive later: stale, ignored
+        breaker.on_failure(ticket, DOWN)
+    assert breaker.state is CircuitState.OPEN
+    assert breaker.retry_in() == pytest.approx(10)
+
+
+def test_silence_with_nothing_in_flight_is_not_a_stall(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(3, 10, clock=clock, stall_timeout=0.05)
+    breaker.on_success(breaker.before_call())
+    clock.advance(60)  # idle for a minute
+    first = breaker.before_call()  # a busy spell starts now
+    clock.advance(0.03)
+    second = breaker.before_call()
+    assert breaker.state is CircuitState.CLOSED
+    breaker.on_success(first)
+    clock.advance(0.04)  # 0.07 s since `second` started, but `first` answered 0.04 s ago
+    breaker.on_success(breaker.before_call())
+    breaker.on_success(second)
+    assert breaker.state is CircuitState.CLOSED
+
+
+def test_a_process_that_was_not_scheduled_does_not_trip_the_stall(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(3, 10, clock=clock, stall_timeout=0.05)
+    waiting = [breaker.before_call() for _ in range(2)]
+    clock.advance(0.6)  # a GC pause: the answers are in the socket, not read yet
+    breaker.on_success(breaker.before_call())  # first sighting only: admitted
+    clock.advance(0.001)
+    for ticket in waiting:  # the event loop reads the waiting answers
+        breaker.on_success(ticket)
+    clock.advance(0.02)
+    breaker.on_success(breaker.before_call())
+    assert breaker.state is CircuitState.CLOSED and breaker.opened == 0
+
+
+def test_without_stall_timeout_a_hang_opens_only_after_failures(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(3, 10, clock=clock)
+    [breaker.before_call() for _ in range(3)]
+    clock.advance(5)
+    breaker.before_call()
+    assert breaker.state is CircuitState.CLOSED
+
+
+@pytest.mark.parametrize("stall", [0, -1, float("inf"), "0.1", True])
+def test_invalid_stall_timeout_is_refused(stall: Any) -> None:
+    with pytest.raises(ConfigError, match="stall_timeout="):
+        CircuitBreaker(stall_timeout=stall)
+    with pytest.raises(TypeError, match="background_probe"):
+        CircuitBreaker(background_probe="yes")  # type: ignore[arg-type]
+
+
+def test_background_probe_refuses_the_caller_and_hands_out_a_ticket(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(1, 10, clock=clock, background_probe=True)
+    breaker.on_failure(breaker.before_call(), DOWN)
+    clock.advance(10)
+    with pytest.raises(CircuitOpenError) as refused:
+        breaker.before_call()
+    ticket = refused.value.probe_ticket
+    assert ticket is not None and breaker.state is CircuitState.HALF_OPEN
+    with pytest.raises(CircuitOpenError) as again:
+        breaker.before_call()  # the probe is out: refused, no second probe
+    assert again.value.probe_ticket is None
+    breaker.on_success(ticket)
+    assert breaker.state is CircuitState.CLOSED
+    assert "background_probe=True" in repr(breaker)
+
+
+def test_sync_background_probe_pings_in_a_thread(pm: pluggy.PluginManager) -> None:
+    config = CacheConfig(
+        CACHE_BACKEND="downable",
+        CACHE_FALLBACK="circuit-breaker",
+        CACHE_FALLBACK_OPTIONS={
+            "failure_threshold": 1,
+            "reset_timeout": 0.05,
+            "background_probe": True,
+        },
+        CACHE_ON_BACKEND_ERROR="miss",
+    )
+    cache = SyncCache(config, plugin_manager=pm, registry=get_registry(pm))
+    inner: Downable = cache.backend.inner
+    breaker: CircuitBreaker = cache.backend.breaker
+    assert cache.set("k", "v")
+    inner.down, inner.delay = True, 0.3  # hung: every call waits 0.3 s, then fails
+    assert cache.get("k") is None  # the one call that opens the circuit waits
+    time.sleep(0.06)
+    started = time.monotonic()
+    assert cache.get("k") is None  # triggers the probe, is refused at once
+    assert time.monotonic() - started < 0.1
+    assert breaker.state is CircuitState.HALF_OPEN
+    deadline = time.monotonic() + 2
+    while breaker.state is not CircuitState.OPEN and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert breaker.state is CircuitState.OPEN  # the probe's ping failed
+    inner.down = False
+    time.sleep(0.06)
+    assert cache.get("k") is None  # refused: this call only starts the probe
+    deadline = time.monotonic() + 2
+    while breaker.state is not CircuitState.CLOSED and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert breaker.state is CircuitState.CLOSED
+    assert cache.get("k") == "v"
+
+
+async def test_async_background_probe_runs_as_a_task(pm: pluggy.PluginManager) -> None:
+    pings: list[str] = []
+
+    class Pinged(MemoryBackend):
+        async def aping(self) -> None:
+            pings.append("ping")
+            await asyncio.sleep(0.02)
+
+    breaker = CircuitBreaker(1, 0.01, background_probe=True, stall_timeout=1)
+    wrapper = BreakerBackend(Pinged(config=CacheConfig()), breaker)
+    breaker.trip()
+    await asyncio.sleep(0.02)
+    with pytest.raises(CircuitOpenError):
+        await wrapper.aget("k")
+    assert breaker.state is CircuitState.HALF_OPEN and len(wrapper._probes) == 1
+    await asyncio.gather(*wrapper._probes)
+    assert pings == ["ping"] and breaker.state is CircuitState.CLOSED
+    assert await wrapper.aget("k") is MISSING
+
+
+async def test_closing_cancels_a_running_background_probe() -> None:
+    class Hung(MemoryBackend):
+        async def aping(self) -> None:
+            await asyncio.sleep(30)
+
+    breaker = CircuitBreaker(1, 0.01, background_probe=True)
+    wrapper = BreakerBackend(Hung(config=CacheConfig()), breaker)
+    breaker.trip()
+    await asyncio.sleep(0.02)
+    with pytest.raises(CircuitOpenError):
+        await wrapper.aexists("k")
+    started = time.monotonic()
+    await wrapper.aclose()
+    assert time.monotonic() - started < 1 and not wrapper._probes
+    assert breaker.state is CircuitState.HALF_OPEN  # abandoned: the next call probes
+
+
+async def test_async_calls_waiting_when_the_circuit_opens_are_released() -> None:
+    class Hung(MemoryBackend):
+        async def aget(self, key: str) -> Any:
+            await asyncio.sleep(30)
+            return MISSING
+
+    breaker = CircuitBreaker(100, 30, stall_timeout=0.05)
+    wrapper = BreakerBackend(Hung(config=CacheConfig()), breaker)
+    started = time.monotonic()
+    waiting = [asyncio.ensure_future(wrapper.aget(f"k{i}")) for i in range(3)]
+    await asyncio.sleep(0.06)
+    suspect = asyncio.ensure_future(wrapper.aget("suspect"))  # first sighting: admitted
+    await asyncio.sleep(0.02)
+    with pytest.raises(CircuitOpenError, match="stopped answering"):
+        await wrapper.aget("confirm")
+    for call in [*waiting, suspect]:
+        with pytest.raises(BackendTimeoutError, match="released: the circuit opened"):
+            await call
+    assert time.monotonic() - started < 1  # not the 30 s each would have waited
+    assert breaker.state is CircuitState.OPEN and not wrapper._waiting
+    assert breaker.failures == 4  # counted, but stale: the circuit stays open as it was
+
+
+async def test_a_natural_timeout_is_not_mistaken_for_a_release() -> None:
+    class Slow(MemoryBackend):
+        async def aget(self, key: str) -> Any:
+            raise BackendTimeoutError("slow: did not answer within 0.1s")
+
+    wrapper = BreakerBackend(Slow(config=CacheConfig()), CircuitBreaker(5, 30, stall_timeout=1))
+    with pytest.raises(BackendTimeoutError, match="did not answer"):
+        await wrapper.aget("k")

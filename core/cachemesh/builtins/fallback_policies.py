@@ -39,6 +39,19 @@ class BreakerOptions(BaseModel):
         allow_inf_nan=False,
         description="Seconds an open circuit fails fast before one probe call is let through.",
     )
+    stall_timeout: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "Seconds without any answer, while calls wait, after which the store counts as "
+            "hung and the circuit opens (None: off). Set it well above your slowest normal call."
+        ),
+    )
+    background_probe: bool = Field(
+        False,
+        description="Probe a half-open circuit with the backend's ping off the caller's path.",
+    )
 
 
 class CircuitBreakerPolicy(FallbackPolicy):
@@ -49,7 +62,13 @@ class CircuitBreakerPolicy(FallbackPolicy):
 
     def breaker(self, backend: CacheBackend) -> CircuitBreaker:
         options: BreakerOptions = self.options  # type: ignore[assignment]
-        return CircuitBreaker(options.failure_threshold, options.reset_timeout, name=backend.name)
+        return CircuitBreaker(
+            options.failure_threshold,
+            options.reset_timeout,
+            name=backend.name,
+            stall_timeout=options.stall_timeout,
+            background_probe=options.background_probe,
+        )
 
     def wrap(
         self,
