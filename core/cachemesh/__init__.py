@@ -60,9 +60,36 @@ from .strategy import CacheStrategy
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # names resolved lazily below, for type checkers
+    from cachemesh_bloom import BloomFilter as BloomFilter
+    from cachemesh_bloom import RedisBloomFilter as RedisBloomFilter
+    from cachemesh_celery_tasks import CeleryManager as CeleryManager
+    from cachemesh_celery_tasks import TaskMonitor as TaskMonitor
+    from cachemesh_celery_tasks import TaskScheduler as TaskScheduler
     from cachemesh_memory_lru import LRUCache as LRUCache
+    from cachemesh_multi_level import MultiLevelCache as MultiLevelCache
+    from cachemesh_notification_router import NotificationRouter as NotificationRouter
+    from cachemesh_notification_router import PriorityFilter as PriorityFilter
+    from cachemesh_notification_router import UserTypeFilter as UserTypeFilter
+    from cachemesh_redis_backend import RedisBackend as RedisBackend
+    from cachemesh_redis_backend import RedisManager as RedisManager
     from cachemesh_ttl import TTLCache as TTLCache
 
+    from .breaker import CircuitBreaker as CircuitBreaker
+    from .breaker import CircuitOpenError as CircuitOpenError
+    from .fallback_cache import CacheWithFallback as CacheWithFallback
+    from .fallback_cache import SyncCacheWithFallback as SyncCacheWithFallback
+    from .messaging import Message as Message
+    from .messaging import MessageFilter as MessageFilter
+    from .messaging import MessageQueue as MessageQueue
+    from .messaging import MessageRouter as MessageRouter
+    from .messaging import MessageValidationError as MessageValidationError
+    from .messaging import SyncMessageQueue as SyncMessageQueue
+    from .messaging import Transport as Transport
+    from .metrics import CacheMetrics as CacheMetrics
+    from .metrics import CacheStats as CacheStats
+    from .metrics import MonitoredCache as MonitoredCache
+    from .metrics import SyncMonitoredCache as SyncMonitoredCache
+    from .metrics_sink import MetricsSink as MetricsSink
     from .versioned import SyncVersionedCache as SyncVersionedCache
     from .versioned import VersionedCache as VersionedCache
 
