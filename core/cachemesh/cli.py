@@ -1,5 +1,5 @@
-"""The ``cachemesh`` command: see what is installed, check a config, try the examples, and
-read cache metrics.
+"""The ``cachemesh`` command: see what is installed, check a config, try the examples,
+read cache metrics, and start a plugin project (``cachemesh new-plugin``, in `scaffold`).
 
 Operators need answers without writing Python: which plugins did this environment load
 (``cachemesh plugins``), will the config in this directory work (``cachemesh check``), what
@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import pluggy
@@ -49,6 +50,7 @@ from .plugins import (
     plugin_distribution,
 )
 from .registry import KIND_HOOKS, ComponentRegistry
+from .scaffold import KINDS, render_plugin
 from .serializers import CorruptEntry
 
 PROG = "cachemesh"
@@ -599,6 +601,31 @@ def cmd_stats(args: argparse.Namespace, out: Out) -> int:
     return 0
 
 
+# --- cachemesh new-plugin ----------------------------------------------------------------
+
+
+def cmd_new_plugin(args: argparse.Namespace, out: Out) -> int:
+    """``cachemesh new-plugin NAME --kind KIND``: a plugin project that already works."""
+    made = render_plugin(args.name, args.kind, args.dir, force=args.force)
+    names = made.names
+    print(
+        f"created {made.path}: {names.dist}, a {made.kind} plugin (component "
+        f"{names.component!r}, package {names.package})",
+        file=out,
+    )
+    for relative in sorted(made.files):
+        print(f"  {relative}", file=out)
+    print("next:", file=out)
+    print(f"  cd {made.path}", file=out)
+    print('  pip install -e ".[test]"', file=out)
+    print("  pytest                # its tests, the cachemesh test kit wired in", file=out)
+    print(
+        f"  cachemesh plugins     # lists {names.dist} with  {made.kind}: {names.component}",
+        file=out,
+    )
+    return 0
+
+
 # --- entry point -------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace, Out], int]
@@ -610,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=(
             "Inspect installed cachemesh plugins, check the config, run the examples, read "
-            "cache metrics."
+            "cache metrics, start a plugin."
         ),
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {_core_version()}")
@@ -636,6 +663,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stats.add_argument("--json", action="store_true", help="print JSON for machines")
     stats.set_defaults(func=cmd_stats)
+    new_plugin = sub.add_parser(
+        "new-plugin", help="create a plugin project from the template, tests included"
+    )
+    new_plugin.add_argument(
+        "name", metavar="NAME", help="the plugin's short name: fifo gives cachemesh-fifo"
+    )
+    new_plugin.add_argument(
+        "--kind",
+        required=True,
+        choices=list(KINDS),
+        metavar="KIND",
+        help=f"the kind of component it provides: {', '.join(KINDS)}",
+    )
+    new_plugin.add_argument(
+        "--dir", type=Path, metavar="PATH", help="the project folder (default ./cachemesh-NAME)"
+    )
+    new_plugin.add_argument(
+        "--force", action="store_true", help="write into an existing non-empty folder"
+    )
+    new_plugin.set_defaults(func=cmd_new_plugin)
     return parser
 
 
