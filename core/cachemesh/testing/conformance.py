@@ -25,6 +25,12 @@ from ..plugins import get_registry, new_plugin_manager
 from ..strategy import CacheStrategy
 
 
+def _same_plugins(cache: SyncCache) -> dict[str, Any]:
+    """A second cache over `cache`'s backend must see the same plugins (a serializer or
+    strategy of the plugin under test is unknown to the process-wide plugin manager)."""
+    return {"plugin_manager": cache._plugin_manager, "registry": cache._registry}
+
+
 class BackendConformance:
     """Subclass with ``backend = "name"`` (and ``backend_options``) to test a backend."""
 
@@ -167,6 +173,7 @@ class BackendConformance:
         other = SyncCache(
             conformance_config.model_copy(update={"CACHE_KEY_PREFIX": cache.keys.prefix + "x"}),
             backend=cache.backend,
+            **_same_plugins(cache),
         )
         other.set("user:1", "theirs")
         cache.set("user:1", "ours")
@@ -177,7 +184,9 @@ class BackendConformance:
     def test_clear_removes_only_this_cache(
         self, cache: SyncCache, conformance_config: CacheConfig
     ) -> None:
-        other = SyncCache(conformance_config, namespace="other", backend=cache.backend)
+        other = SyncCache(
+            conformance_config, namespace="other", backend=cache.backend, **_same_plugins(cache)
+        )
         other.set("k", "kept")
         cache.set_many({"a": 1, "b": 2})
         assert cache.clear() >= 2
@@ -189,7 +198,9 @@ class BackendConformance:
         self, cache: SyncCache, conformance_config: CacheConfig
     ) -> None:
         v2 = SyncCache(
-            conformance_config.model_copy(update={"CACHE_VERSION": 2}), backend=cache.backend
+            conformance_config.model_copy(update={"CACHE_VERSION": 2}),
+            backend=cache.backend,
+            **_same_plugins(cache),
         )
         cache.set("k", "v1")
         assert v2.get("k") is None
