@@ -26,6 +26,8 @@ manager = CeleryManager(
     result_expires=600,
     broker_connection_retry_on_startup=True,
     cachemesh_beat_key=f"{SESSION}:beat",
+    # A short beat lease, so the takeover test waits seconds, not the default 30 s.
+    cachemesh_beat_lock_timeout=3,
 )
 app = manager.create_app()
 
@@ -53,6 +55,14 @@ def record(counter_key: str) -> int:
         return int(client.incr(counter_key))
     finally:
         client.close()
+
+
+@app.task(name="cmtest.send_email")
+def send_email(to: str, subject: str, body: str = "") -> dict[str, Any]:
+    """The guide's task, minus the SMTP server: answers what it would send."""
+    if to.endswith("@invalid.example"):
+        raise PermanentError(f"no mail server for {to!r}")
+    return {"to": to, "subject": subject, "chars": len(body)}
 
 
 @app.task(bind=True, name="cmtest.slow_progress")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -45,54 +44,23 @@ def redis_url() -> str:
 def worker(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Start ``celery worker`` on this session's queue; stop it by pid at the end."""
     import cachemesh_celery_testapp as testapp
+    from cachemesh_celery_procs import start_worker
 
-    paths = [str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "cachemesh_celery_testapp",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "-Q",
-            testapp.SESSION,
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-            "-n",
-            f"{testapp.SESSION}@%h",
-            "--loglevel=WARNING",
-        ],
-        cwd=HERE,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
+    proc = start_worker("cachemesh_celery_testapp", testapp.SESSION, testapp.SESSION, log_path)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                err = log_path.read_text(errors="replace")
-                pytest.fail(f"celery worker exited with {proc.returncode}: {err[-2000:]}")
+            if not proc.alive:
+                err = proc.log()
+                pytest.fail(f"celery worker exited with {proc.proc.returncode}: {err[-2000:]}")
             if testapp.app.control.ping(timeout=0.5):
                 break
         else:
             pytest.fail("celery worker did not answer a ping within 30s")
         yield testapp
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
+        proc.stop()
         _cleanup(testapp)
 
 

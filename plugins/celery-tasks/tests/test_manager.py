@@ -167,3 +167,12 @@ def test_monitor_without_worker_says_so_within_its_deadline(redis_url: str) -> N
     assert not monitor.stats().answered
     with pytest.raises(ValueError, match="positive"):
         TaskMonitor(app, timeout=0)
+
+
+def test_events_are_off_unless_asked_for() -> None:
+    quiet = CeleryManager("memory://", "cache+memory://").create_app()
+    assert quiet.conf.worker_send_task_events is False
+    assert quiet.conf.task_send_sent_event is False
+    loud = CeleryManager("memory://", "cache+memory://", send_events=True).create_app()
+    assert loud.conf.worker_send_task_events is True  # what `celery worker -E` turns on
+    assert loud.conf.task_send_sent_event is True  # Flower sees tasks from the moment they're sent

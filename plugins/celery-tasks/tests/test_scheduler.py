@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+import re
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from cachemesh_celery_tasks import ScheduleError, TaskScheduler
 from cachemesh_celery_tasks.scheduler import decode_schedule, encode_schedule
 from celery.schedules import crontab, schedule
-
-HERE = Path(__file__).resolve().parent
 
 
 @pytest.mark.parametrize(
@@ -62,70 +54,18 @@ def test_schedule_list_remove(worker: Any) -> None:
     assert "report" not in scheduler.list_tasks()
 
 
-@pytest.fixture
-def beat(worker: Any, tmp_path: Path) -> Iterator[None]:
-    """A beat process on the Redis scheduler, re-reading entries every second."""
-    paths = [str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    log = (tmp_path / "beat.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "cachemesh_celery_testapp",
-            "beat",
-            "-S",
-            "cachemesh_celery_tasks.scheduler:RedisScheduler",
-            "--max-interval",
-            "1",
-            "-s",
-            str(tmp_path / "beat-schedule"),
-            "--loglevel=WARNING",
-        ],
-        cwd=HERE,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    try:
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
-
-
-def _wait(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-@pytest.mark.redis
-def test_beat_runs_a_dynamic_entry_and_stops_after_removal(
-    worker: Any, beat: None, redis_url: str
-) -> None:
-    client = redis.Redis.from_url(redis_url)
-    counter = f"{worker.SESSION}:ticks"
-    scheduler = TaskScheduler(worker.app)
-    try:
-        scheduler.schedule_task("tick", worker.record, 0.5, args=[counter])
-        assert _wait(lambda: int(client.get(counter) or 0) >= 2, 15), "beat never ran the entry"
-        assert scheduler.remove_task("tick")
-        time.sleep(2.5)  # beat re-reads within 1s; let queued runs finish
-        settled = int(client.get(counter) or 0)
-        time.sleep(1.5)
-        assert int(client.get(counter) or 0) == settled
-    finally:
-        scheduler.remove_task("tick")
-        client.delete(counter)
-        client.close()
+@pytest.mark.parametrize(
+    ("stored", "why"),
+    [
+        ({"every": 0}, "'every' must be positive"),
+        ({"every": "10"}, "'every' must be a number"),
+        ({"crontab": {"minute": "61"}}, "Invalid end range: 61 > 59"),
+        ({"crontab": {"day_of_week": "funday"}}, "Invalid weekday literal 'funday'"),
+        ({"crontab": {"second": "1"}}, "bad schedule"),
+        ({"weekly": True}, "expected {'every': seconds} or {'crontab'"),
+        ("every day", "expected"),
+    ],
+)
+def test_a_bad_stored_schedule_is_a_clear_error(stored: Any, why: str) -> None:
+    with pytest.raises(ScheduleError, match=re.escape(why)):
+        decode_schedule(stored)

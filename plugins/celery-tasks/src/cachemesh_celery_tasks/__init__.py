@@ -1,6 +1,7 @@
 """cachemesh-celery-tasks: `CeleryManager`, task status, `TaskMonitor`, `TaskScheduler`.
 
-``from cachemesh import CeleryManager`` loads this module. See
+``from cachemesh import CeleryManager`` loads this module. The FastAPI endpoints live in
+``cachemesh_celery_tasks.http`` (extra ``[fastapi]``), imported only when used. See
 ``docs/plugins/celery-tasks.md``.
 """
 

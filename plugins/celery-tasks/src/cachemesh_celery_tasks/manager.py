@@ -9,6 +9,7 @@ that waits in a queue (``PENDING``) - Celery itself answers ``PENDING`` for both
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime, timezone
 from typing import Any
@@ -48,6 +49,12 @@ def record_sent(app: Any, task_id: str) -> None:
     """Leave the "this id was sent" marker; it expires with the results (``result_expires``)."""
     if _backend_supports_markers(app):
         app.backend.set(marker_key(task_id), b"1")
+
+
+def forget_sent(app: Any, task_id: str) -> None:
+    """Drop the marker of a task that could not be published (it was never queued)."""
+    if _backend_supports_markers(app):
+        app.backend.delete(marker_key(task_id))
 
 
 def was_sent(app: Any, task_id: str) -> bool | None:
@@ -118,14 +125,23 @@ class ManagedTask(Task):  # type: ignore[misc]
                 self.app, self.name, options.get("countdown"), options.get("eta")
             )
             record_sent(self.app, task_id)
+            try:
+                return super().apply_async(args, kwargs, task_id=task_id, **options)
+            except Exception:
+                # Not queued: without this the id would read PENDING forever.
+                with contextlib.suppress(Exception):
+                    forget_sent(self.app, task_id)
+                raise
         return super().apply_async(args, kwargs, task_id=task_id, **options)
 
 
 class CeleryManager:
     """Builds a configured Celery app from arguments or ``CacheConfig``'s ``CELERY_*``.
 
-    ``overrides`` are Celery setting names (lower case, e.g. ``task_default_queue``) applied
-    last; ``broker_transport_options`` given there is merged over the defaults.
+    ``send_events=True`` turns on task events (``worker_send_task_events`` and
+    ``task_send_sent_event``), which Flower and ``celery events`` need; Celery leaves them
+    off. ``overrides`` are Celery setting names (lower case, e.g. ``task_default_queue``)
+    applied last; ``broker_transport_options`` given there is merged over the defaults.
     """
 
     def __init__(
@@ -135,6 +151,7 @@ class CeleryManager:
         *,
         config: CacheConfig | None = None,
         app_name: str = "cachemesh",
+        send_events: bool = False,
         **overrides: Any,
     ) -> None:
         self.config = config if config is not None else CacheConfig()
@@ -151,6 +168,7 @@ class CeleryManager:
                 "result_backend=... or set CELERY_RESULT_BACKEND (e.g. redis://localhost:6379/1)."
             )
         self.app_name = app_name
+        self.send_events = bool(send_events)
         self.overrides = dict(overrides)
         self._app: Any = None
 
@@ -176,6 +194,10 @@ class CeleryManager:
             # Stores name, args and worker with the result, so status answers say what ran.
             "result_extended": True,
         }
+        if self.send_events:
+            # Flower and `celery events` see nothing without these (both off in Celery).
+            settings["worker_send_task_events"] = True
+            settings["task_send_sent_event"] = True
         if is_redis_url(self.broker_url):
             settings["broker_transport_options"] = {
                 "visibility_timeout": DEFAULT_VISIBILITY_TIMEOUT,
