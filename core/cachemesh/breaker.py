@@ -229,7 +229,12 @@ class CircuitBreaker:
 
     # --- around a call ----------------------------------------------------------------
     def before_call(self) -> int:
-        """Admit a call and return its ticket, or raise `CircuitOpenError` at once."""
+        """Admit a call and return its ticket, or raise `CircuitOpenError` at once.
+
+        With ``background_probe``, the call that is due to probe is refused too, and its
+        `CircuitOpenError` carries the probe's ``probe_ticket``: whoever catches it runs
+        the probe and reports it with that ticket (`BreakerBackend` pings).
+        """
         epoch = self._epoch  # read before the state: a change in between makes it stale
         if self._state is CircuitState.CLOSED and self.stall_timeout is None:
             return epoch  # the common case, without the lock
