@@ -17,7 +17,9 @@ What is measured, at CAPACITY keys (1,000,000; --quick: 100,000) and a 1% error 
   ``might_contain`` of keys that are in a full filter ("present": every probe is read) and
   of keys that are not ("absent": a check stops at the first 0 bit). Contenders:
   cachemesh ``BloomFilter`` (bitarray store, the default when installed; and the bytearray
-  store, the no-dependency fallback), pybloom-live ``BloomFilter``, pyprobables
+  store, the no-dependency fallback; both with SipHash-2-4, the hash of every new filter),
+  the same on a filter loaded from a snapshot written before SipHash (hash scheme 1, keyed
+  BLAKE2s: what such filters cost until rebuilt), pybloom-live ``BloomFilter``, pyprobables
   ``BloomFilter`` (its default FNV-1a hashing, pure Python).
 - B. in memory, batches: cachemesh ``add_many``/``might_contain_many`` of 16,384 keys a call,
   per key (numpy when installed).
@@ -154,6 +156,8 @@ def build(
     capacity: int, div: int, repeat: int, slices: int, use_redis: bool
 ) -> tuple[list[Bench], dict[str, Any], Callable[[], None]]:
     from cachemesh_bloom import BloomFilter, BloomParams
+    from cachemesh_bloom.hashing import SCHEME_BLAKE2S
+    from cachemesh_bloom.serialization import dump, pack_header
 
     info: dict[str, Any] = {"skipped": []}
     benches: list[Bench] = []
@@ -184,6 +188,7 @@ def build(
         "optimum bits": ours.optimum_bits,
         "cachemesh-bloom": {"bits": ours.num_bits, "k": ours.num_hashes},
     }
+    info["hash scheme"] = BloomFilter(capacity, ERROR_RATE).hash_scheme
 
     # ------------------------------------------------------------ A. one key per call
     A = "A.memory, per key"
@@ -218,6 +223,29 @@ def build(
             loop_each(filled.might_contain, Keys(strangers, cycle=True)),
             n_fast,
             refs=("a.pbl.absent",),
+        )
+
+    # A filter from a snapshot written before SipHash: it keeps its keyed BLAKE2s placement.
+    def blake2s_filter() -> Any:
+        header = pack_header(ours, os.urandom(16), 0, scheme=SCHEME_BLAKE2S)
+        return BloomFilter.from_bytes(dump(header, bytes(ours.num_bytes)), storage=stores[0])  # type: ignore[arg-type]
+
+    empty, filled = blake2s_filter(), blake2s_filter()
+    filled.add_many(members)
+    legacy = f"cachemesh BloomFilter ({stores[0]}, blake2s snapshot from before SipHash)"
+    for op, fn, keys in (
+        ("add", empty.add, fresh("add-blake2s")),
+        ("present", filled.might_contain, Keys(members, cycle=True)),
+        ("absent", filled.might_contain, Keys(strangers, cycle=True)),
+    ):
+        what = "add" if op == "add" else f"might_contain, {op}"
+        add(
+            f"a.cm.blake2s.{op}",
+            A,
+            f"{legacy} {what}",
+            loop_each(fn, keys),
+            n_fast,
+            refs=(f"a.pbl.{op}",),
         )
 
     pybloom_live = optional("pybloom_live")
@@ -557,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     print("  building and filling the filters", file=sys.stderr)
     benches, info, cleanup = build(capacity, div, args.repeat, args.slices, not args.no_redis)
     try:
+        print(f"- hash of new cachemesh filters: {info['hash scheme']} (keyed)")
         for skipped in info["skipped"]:
             print(f"- left out: {skipped}")
         print()
@@ -585,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeat": args.repeat,
             "quick": args.quick,
             "sizes": info["sizes"],
+            "hash_scheme": info["hash scheme"],
             "skipped": info["skipped"],
             "results": [
                 {

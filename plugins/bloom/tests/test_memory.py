@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from cachemesh_bloom import BloomFilter, batch, memory
-from cachemesh_bloom.hashing import make_hasher, probe_indexes
+from cachemesh_bloom.hashing import SCHEME_SIPHASH, key_hash, probe_indexes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -110,7 +110,8 @@ def test_kernels_set_exactly_the_reference_probes(storage: str) -> None:
     expected: set[int] = set()
     for key in keys:
         bloom.add(key)
-        probes = probe_indexes(key, make_hasher(bloom.hash_key), bloom.num_bits, bloom.num_hashes)
+        hasher = key_hash(SCHEME_SIPHASH, bloom.hash_key, bloom.num_bits, bloom.num_hashes)
+        probes = probe_indexes(key, hasher, bloom.num_bits, bloom.num_hashes)
         assert probes == bloom.probe_indexes(key)
         assert all(0 <= i < bloom.num_bits for i in probes)
         expected.update(probes)
@@ -130,7 +131,7 @@ def test_tiny_and_extreme_sizes_probe_like_the_reference(
     for key in keys:
         single.add(key)
     batched.add_many(keys)
-    hasher = make_hasher(single.hash_key)
+    hasher = key_hash(SCHEME_SIPHASH, single.hash_key, single.num_bits, single.num_hashes)
     expected = {
         i for key in keys for i in probe_indexes(key, hasher, single.num_bits, single.num_hashes)
     }

@@ -1,31 +1,42 @@
 """``add_many`` and ``might_contain_many`` for large batches, with numpy when it is installed.
 
-Why: in a batch, each key still needs its own digest (Python, ~0.4 µs), but the ``k`` probes
-of every key can be computed and applied as arrays. That removes a third to a half of the
-per-key cost (``bench/bench_bloom.py``). numpy is optional: without it, or for small batches
-where array set-up costs more than it saves, the per-key kernels run in a loop.
+Why: in a batch, each key still needs its own hash value, but the hashing loop runs in C
+(``map`` over the SipHash function straight into ``numpy.fromiter``) and the ``k`` probes
+of every key are computed and applied as arrays (``bench/bench_bloom.py``). numpy is
+optional: without it, or for small batches where array set-up costs more than it saves,
+the per-key kernels run in a loop.
 
-The probes are exactly those of `hashing.probe_indexes`: ``a = h1 mod m``,
-``b = h2 mod s + 1``, probe ``i`` at ``(a + i b) mod m``, computed here by adding ``b`` and
-subtracting ``m`` on overflow.
+The probes are exactly those of `hashing.probe_indexes`: ``a = x mod m``,
+``b = (x div m) mod s + 1``, probe ``i`` at ``(a + i b) mod m``, computed here by adding
+``b`` and subtracting ``m`` on overflow.
 """
 
 from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Sequence
 from functools import lru_cache
+from itertools import repeat
 from types import ModuleType
 from typing import Any
 
-from .hashing import Hasher, as_bytes, step_span
+from .hashing import Key, KeyHash, step_span
 from .params import BloomParams
 
 #: An int64 numpy array (typed loosely: numpy is optional, and absent when type checking).
 Probes = Any
 
-__all__ = ["CHUNK", "MIN_BATCH", "all_set", "digests", "numpy_or_none", "probe_matrix", "set_bits"]
+__all__ = [
+    "CHUNK",
+    "MIN_BATCH",
+    "all_set",
+    "fits",
+    "hash_values",
+    "numpy_or_none",
+    "probe_matrix",
+    "set_bits",
+]
 
 #: Below this many keys a batch goes through the per-key kernels (arrays cost set-up time).
 MIN_BATCH = 256
@@ -43,34 +54,37 @@ def numpy_or_none() -> ModuleType | None:
         return None
 
 
-def digests(keys: Iterable[Any], hasher: Callable[[], Hasher]) -> bytes:
-    """The 16-byte digests of `keys`, concatenated in order."""
-    out: list[bytes] = []
-    append = out.append
-    for key in keys:
-        if key.__class__ is str:
-            key = key.encode()
-        elif key.__class__ is not bytes:
-            key = as_bytes(key)
-        h = hasher()
-        h.update(key)
-        append(h.digest())
-    return b"".join(out)
+def fits(hasher: KeyHash) -> bool:
+    """Whether the hash values fit numpy's uint64: all but scheme 1 ones when ``m s >= 2**64``."""
+    return hasher.bound <= 1 << 64
 
 
-def probe_matrix(digest_bytes: bytes, params: BloomParams) -> Probes:
-    """An ``(n, k)`` int64 array: row ``j`` holds the probes of the ``j``-th digest."""
+def hash_values(keys: Sequence[Key], hasher: KeyHash) -> Probes:
+    """The hash values ``x`` of `keys`, in order, as a uint64 array (`fits` must hold)."""
     _np = numpy_or_none()
     assert _np is not None
-    m = params.num_bits
-    halves = _np.frombuffer(digest_bytes, dtype="<u8").reshape(-1, 2)
-    a = (halves[:, 0] % _np.uint64(m)).astype(_np.int64)
-    b = (halves[:, 1] % _np.uint64(step_span(m, params.num_hashes))).astype(_np.int64) + 1
+    try:  # str and bytes keys: the whole loop in C
+        return _np.fromiter(
+            map(hasher.fn, repeat(hasher.arg), keys), dtype=_np.uint64, count=len(keys)
+        )
+    except TypeError:  # bytes-like keys among them (or not a key at all: the error says)
+        return _np.fromiter(map(hasher, keys), dtype=_np.uint64, count=len(keys))
+
+
+def probe_matrix(values: Probes, params: BloomParams) -> Probes:
+    """An ``(n, k)`` int64 array: row ``j`` holds the probes of the ``j``-th hash value."""
+    _np = numpy_or_none()
+    assert _np is not None
+    m = _np.uint64(params.num_bits)
+    span = _np.uint64(step_span(params.num_bits, params.num_hashes))
+    a = (values % m).astype(_np.int64)
+    b = (values // m % span).astype(_np.int64) + 1
     out = _np.empty((len(a), params.num_hashes), dtype=_np.int64)
     out[:, 0] = a
+    m_int = params.num_bits
     for i in range(1, params.num_hashes):
         a += b
-        a -= m * (a >= m)
+        a -= m_int * (a >= m_int)
         out[:, i] = a
     return out
 

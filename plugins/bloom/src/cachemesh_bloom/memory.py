@@ -16,7 +16,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from . import batch
-from .hashing import Key, check_hash_key, make_hasher, new_hash_key, probe_indexes
+from .hashing import (
+    DEFAULT_SCHEME,
+    SCHEMES,
+    Key,
+    check_hash_key,
+    key_hash,
+    new_hash_key,
+    probe_indexes,
+)
 from .kernels import AddFn, CheckFn, Storage, bind_kernels
 from .params import BloomParams
 from .serialization import dump, load, pack_header
@@ -78,7 +86,8 @@ class BloomFilter:
     same 16-32 bytes to build filters that agree across processes. `storage` picks the bit
     array: ``"bitarray"`` (the C extension; fastest, install ``cachemesh-bloom[fast]``),
     ``"bytearray"`` (no dependency) or ``"auto"`` (bitarray when installed). Both give the
-    same bits and the same snapshots.
+    same bits and the same snapshots. Keys are placed by SipHash-2-4 under that secret
+    (`hash_scheme`); a snapshot written before SipHash keeps its keyed BLAKE2s placement.
 
     Thread safety: checks are safe from any number of threads; adds never lose a bit,
     whatever the threads. ``len()`` may miss increments when several threads add at once
@@ -92,6 +101,7 @@ class BloomFilter:
         "_hasher",
         "_lock",
         "_params",
+        "_scheme",
         "_storage",
         "add",
         "bits",
@@ -113,7 +123,7 @@ class BloomFilter:
     ) -> None:
         params = BloomParams.for_capacity(capacity, error_rate)
         hash_key = new_hash_key() if key is None else check_hash_key(key)
-        self._setup(params, hash_key, storage, count=0)
+        self._setup(params, hash_key, storage, count=0, scheme=DEFAULT_SCHEME)
 
     def _setup(
         self,
@@ -122,10 +132,13 @@ class BloomFilter:
         storage: StorageChoice,
         count: int,
         initial: bytes | memoryview | None = None,
+        *,
+        scheme: int,
     ) -> None:
         self._params = params
         self._hash_key = hash_key
-        self._hasher = make_hasher(hash_key)
+        self._scheme = scheme
+        self._hasher = key_hash(scheme, hash_key, params.num_bits, params.num_hashes)
         self._storage, self.bits = _new_bits(storage, params.num_bits, initial)
         self._counts = [count]
         self._lock = threading.Lock()
@@ -169,6 +182,12 @@ class BloomFilter:
         return self._hash_key
 
     @property
+    def hash_scheme(self) -> str:
+        """How keys are placed on bits: ``"siphash-2-4"`` (every new filter), or
+        ``"blake2s"`` for a filter loaded from a snapshot written before SipHash."""
+        return SCHEMES[self._scheme]
+
+    @property
     def storage(self) -> Storage:
         """``"bitarray"`` or ``"bytearray"``: the bit store in use."""
         return self._storage
@@ -195,28 +214,36 @@ class BloomFilter:
     def add_many(self, keys: Iterable[Key]) -> None:
         """Add every key of `keys` (vectorised with numpy for large batches)."""
         keys = keys if isinstance(keys, Sequence) else list(keys)
-        if len(keys) < batch.MIN_BATCH or batch.numpy_or_none() is None:
+        if not self._batchable(keys):
             add = self.add
             for key in keys:
                 add(key)
             return
         for start in range(0, len(keys), batch.CHUNK):
             chunk = keys[start : start + batch.CHUNK]
-            probes = batch.probe_matrix(batch.digests(chunk, self._hasher), self._params)
+            probes = batch.probe_matrix(batch.hash_values(chunk, self._hasher), self._params)
             batch.set_bits(self.bits, self._storage, probes, self._lock)
             self._counts[0] += len(chunk)
 
     def might_contain_many(self, keys: Iterable[Key]) -> list[bool]:
         """``might_contain`` of every key of `keys`, in order."""
         keys = keys if isinstance(keys, Sequence) else list(keys)
-        if len(keys) < batch.MIN_BATCH or batch.numpy_or_none() is None:
+        if not self._batchable(keys):
             return list(map(self.might_contain, keys))
         out: list[bool] = []
         for start in range(0, len(keys), batch.CHUNK):
             chunk = keys[start : start + batch.CHUNK]
-            probes = batch.probe_matrix(batch.digests(chunk, self._hasher), self._params)
+            probes = batch.probe_matrix(batch.hash_values(chunk, self._hasher), self._params)
             out += batch.all_set(self.bits, probes)
         return out
+
+    def _batchable(self, keys: Sequence[Key]) -> bool:
+        """Whether the numpy path pays for `keys` (numpy installed, a large batch)."""
+        return (
+            len(keys) >= batch.MIN_BATCH
+            and batch.numpy_or_none() is not None
+            and batch.fits(self._hasher)
+        )
 
     def probe_indexes(self, key: Key) -> list[int]:
         """The bit positions `key` sets (what ``add`` and ``might_contain`` look at)."""
@@ -248,7 +275,7 @@ class BloomFilter:
         It holds the hash key: treat it as a secret. `from_bytes` loads it, and so does
         `RedisBloomFilter.from_bytes`, into Redis.
         """
-        header = pack_header(self._params, self._hash_key, len(self))
+        header = pack_header(self._params, self._hash_key, len(self), scheme=self._scheme)
         bits = self.bits.tobytes() if self._storage == "bitarray" else self.bits
         return dump(header, bits)
 
@@ -260,7 +287,14 @@ class BloomFilter:
         are truncated, altered, or not a snapshot."""
         header, bits = load(data)
         self = cls.__new__(cls)
-        self._setup(header.params, header.hash_key, storage, header.count, initial=bits)
+        self._setup(
+            header.params,
+            header.hash_key,
+            storage,
+            header.count,
+            initial=bits,
+            scheme=header.scheme,
+        )
         return self
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:

@@ -26,7 +26,16 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any, NoReturn
 
-from .hashing import Key, check_hash_key, make_hasher, new_hash_key, probe_indexes, same_key
+from .hashing import (
+    DEFAULT_SCHEME,
+    SCHEMES,
+    Key,
+    check_hash_key,
+    key_hash,
+    new_hash_key,
+    probe_indexes,
+    same_key,
+)
 from .memory import BloomFilter
 from .params import BloomParams
 from .serialization import (
@@ -166,7 +175,7 @@ class _OpenRequest:
                 f"{params.num_bytes:,} bytes, more than a Redis string holds (512 MiB); use a "
                 "higher error_rate, or split the keys over several filters."
             )
-        header = pack_header(params, hash_key or new_hash_key(), 0)
+        header = pack_header(params, hash_key or new_hash_key(), 0, scheme=DEFAULT_SCHEME)
         stated = None if error_rate is None else params.error_rate
         return cls(name, params.capacity, stated, hash_key, header)
 
@@ -235,7 +244,7 @@ class RedisBloomFilter:
     timeout) propagate as redis-py raises them.
     """
 
-    __slots__ = ("_aclient", "_client", "_hash_key", "_hasher", "_name", "_params")
+    __slots__ = ("_aclient", "_client", "_hash_key", "_hasher", "_name", "_params", "_scheme")
 
     def __init__(
         self,
@@ -297,7 +306,9 @@ class RedisBloomFilter:
         self._name = name
         self._params = header.params
         self._hash_key = header.hash_key
-        self._hasher = make_hasher(header.hash_key)
+        self._scheme = header.scheme
+        p = header.params
+        self._hasher = key_hash(header.scheme, header.hash_key, p.num_bits, p.num_hashes)
 
     # --- parameters ----------------------------------------------------------------------
     @property
@@ -329,6 +340,12 @@ class RedisBloomFilter:
     def hash_key(self) -> bytes:
         """The stored secret hash key (a ``BloomFilter(key=...)`` with it agrees bit for bit)."""
         return self._hash_key
+
+    @property
+    def hash_scheme(self) -> str:
+        """``"siphash-2-4"``, or ``"blake2s"`` for a filter created before SipHash (its
+        scheme is stored with it, so every process places keys the same way)."""
+        return SCHEMES[self._scheme]
 
     @property
     def _last_bit(self) -> int:
@@ -388,7 +405,7 @@ class RedisBloomFilter:
         return ("BITFIELD", self._name, "GET", "i64", COUNT_BIT_OFFSET)
 
     def _clear_commands(self) -> list[Command]:
-        header = pack_header(self._params, self._hash_key, 0)
+        header = pack_header(self._params, self._hash_key, 0, scheme=self._scheme)
         return [("SET", self._name, header), ("SETBIT", self._name, self._last_bit, 0)]
 
     def _snapshot(self, value: bytes | None) -> bytes:
@@ -397,7 +414,8 @@ class RedisBloomFilter:
                 f"the Bloom filter {self._name!r} is gone from Redis (deleted or expired)."
             )
         header = unpack_header(value, what=f"Redis key {self._name!r}")
-        if header.params != self._params or not same_key(header.hash_key, self._hash_key):
+        same = header.params == self._params and header.scheme == self._scheme
+        if not same or not same_key(header.hash_key, self._hash_key):
             raise BloomParameterError(
                 f"Redis key {self._name!r} now holds another Bloom filter than the one opened "
                 "(it was deleted and created again); open it again."

@@ -12,7 +12,7 @@ offset bytes field
 ====== ===== =================================================================
 0      4     magic ``CMBF``
 4      1     format version (1)
-5      1     hash scheme (1: keyed BLAKE2s-128, double hashing; see hashing.py)
+5      1     hash scheme (2: SipHash-2-4, 1: keyed BLAKE2s-128; see hashing.py)
 6      1     hash key length (16-32)
 7      1     reserved, 0
 8      4     k, the number of probes
@@ -26,6 +26,11 @@ offset bytes field
 84     44    reserved, 0
 ====== ===== =================================================================
 
+The hash scheme says how keys map to bits. Scheme 1 was the only one before SipHash;
+its snapshots and Redis values still load and keep their scheme (the bits cannot be
+moved to another hash without the keys). A scheme this version does not know is refused
+with an error that names it, never read with the wrong hash (which would forget every key).
+
 Then ``ceil(m / 8)`` bytes of bits (bit ``i`` is ``0x80 >> (i % 8)`` of byte ``i // 8``,
 the ``SETBIT`` order; unused bits of the last byte are 0). A snapshot (`to_bytes`) ends
 with the CRC-32 of everything before it, so a truncated or altered snapshot is refused
@@ -38,7 +43,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from .hashing import KEY_SIZES
+from .hashing import KEY_SIZES, SCHEMES
 from .params import BloomParams
 
 __all__ = [
@@ -55,7 +60,6 @@ __all__ = [
 
 MAGIC = b"CMBF"
 VERSION = 1
-HASH_SCHEME = 1
 _HEADER = struct.Struct(">4sBBBBIIQqQd32sI44s")
 HEADER_SIZE = _HEADER.size
 HEADER_BITS = HEADER_SIZE * 8
@@ -71,11 +75,12 @@ class BloomFormatError(ValueError):
 
 @dataclass(frozen=True)
 class Header:
-    """What a header says: the filter's parameters, its hash key and its count."""
+    """What a header says: the filter's parameters, hash key, hash scheme and count."""
 
     params: BloomParams
     hash_key: bytes
     count: int
+    scheme: int
 
 
 def _header_crc(raw: bytes) -> int:
@@ -83,12 +88,14 @@ def _header_crc(raw: bytes) -> int:
     return zlib.crc32(raw[:24] + raw[32:80])
 
 
-def pack_header(params: BloomParams, hash_key: bytes, count: int) -> bytes:
-    """The 128 header bytes for a filter."""
+def pack_header(params: BloomParams, hash_key: bytes, count: int, *, scheme: int) -> bytes:
+    """The 128 header bytes for a filter (`scheme`: a number of `hashing.SCHEMES`)."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown hash scheme {scheme!r}; known: {SCHEMES}.")
     fields = [
         MAGIC,
         VERSION,
-        HASH_SCHEME,
+        scheme,
         len(hash_key),
         0,
         params.num_hashes,
@@ -144,10 +151,15 @@ def unpack_header(raw: bytes | bytearray | memoryview, *, what: str = "data") ->
             f"{what}: the Bloom filter header checksum does not match; the header was altered "
             "or corrupted."
         )
-    if scheme != HASH_SCHEME or reserved1 or reserved2 or any(reserved3):
+    if scheme not in SCHEMES:
+        known = ", ".join(f"{number} ({name})" for number, name in SCHEMES.items())
         raise BloomFormatError(
-            f"{what}: unknown hash scheme {scheme} or non-zero reserved header bytes "
-            "(written by a newer cachemesh-bloom?)."
+            f"{what}: unknown hash scheme {scheme}; this cachemesh-bloom knows {known}. It "
+            "was written by a newer cachemesh-bloom (upgrade to load it) or altered."
+        )
+    if reserved1 or reserved2 or any(reserved3):
+        raise BloomFormatError(
+            f"{what}: non-zero reserved header bytes (written by a newer cachemesh-bloom?)."
         )
     if key_len not in KEY_SIZES or any(key_field[key_len:]):
         raise BloomFormatError(f"{what}: bad hash key length {key_len} in the header.")
@@ -157,7 +169,7 @@ def unpack_header(raw: bytes | bytearray | memoryview, *, what: str = "data") ->
             f"error_rate={error_rate}, count={count})."
         )
     params = BloomParams(capacity=capacity, error_rate=error_rate, num_bits=m, num_hashes=k)
-    return Header(params=params, hash_key=key_field[:key_len], count=count)
+    return Header(params=params, hash_key=key_field[:key_len], count=count, scheme=scheme)
 
 
 def check_padding(params: BloomParams, bits: bytes | bytearray | memoryview, what: str) -> None:
