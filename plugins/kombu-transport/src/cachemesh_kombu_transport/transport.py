@@ -1,10 +1,12 @@
 """The ``amqp`` transport: cachemesh queues on RabbitMQ, through kombu and py-amqp.
 
 Every queue is durable and every message persistent; with publisher confirms (the
-default) `send` returns only once RabbitMQ has taken the message. A receive starts a
-consumer with a prefetch of ``count``, waits up to ``block`` seconds for the first
-delivery, then cancels it: what RabbitMQ pushed before the cancel completed is returned,
-so nothing is taken from the queue that the caller does not get. Nothing is auto-acked.
+default) `send` returns only once RabbitMQ has taken the message. A receive first takes
+what is already waiting with ``basic.get`` (one round trip a message); on an empty queue
+it starts a consumer with a prefetch of ``count``, waits up to ``block`` seconds for the
+first delivery, then cancels it: what RabbitMQ pushed before the cancel completed is
+returned. Either way nothing is taken from the queue that the caller does not get, and
+nothing is auto-acked.
 
 Reclaim is RabbitMQ's own: a connection that closes (a crashed process, a lost host
 noticed by the heartbeat) gives its unacknowledged messages back to the queue at once,
@@ -215,7 +217,9 @@ class KombuTransport(Transport):
 
     def _take(self, link: Link, queue: str, count: int, block: float) -> list[Any]:
         channel = link.channel()
-        got: list[Any] = []
+        got = self._get_waiting(link, queue, count)
+        if got is None or got:
+            return got or []
         cancelled: list[str] = []
         try:
             channel.basic_qos(0, count, False)
@@ -241,6 +245,28 @@ class KombuTransport(Transport):
             channel.basic_cancel(tag)  # deliveries sent before the cancel-ok land in `got`
         else:
             self._declared.discard(queue)
+        return got
+
+    def _get_waiting(self, link: Link, queue: str, count: int) -> list[Any] | None:
+        """Up to `count` messages already waiting, one ``basic.get`` round trip each.
+
+        A consumer (``basic.consume`` + ``basic.qos`` + ``basic.cancel``) costs three round
+        trips before the first message; when the queue has a backlog, ``basic.get`` takes
+        each message in one, and takes nothing it does not hand over. An empty queue
+        answers at once, and the caller then waits on a consumer. None: the queue is gone.
+        """
+        channel = link.channel()
+        got: list[Any] = []
+        try:
+            while len(got) < count:
+                message = channel.basic_get(queue=queue, no_ack=False)
+                if message is None:
+                    break
+                got.append(message)
+        except amqp.exceptions.NotFound:
+            self._declared.discard(queue)  # deleted since declared: declare it next time
+            link.generation += 1
+            return None
         return got
 
     def _delivery(self, queue: str, message: Any, link: Link) -> Delivery:
