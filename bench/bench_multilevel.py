@@ -18,18 +18,20 @@ Method
   ``memory`` as it comes (strategy none, live objects: no decoding), on ``lru``, and on
   ``lru`` with ``serialize = true`` (it keeps payloads and decodes them on every hit, as
   the default L1 does); ``multi-level`` (default levels: lru memory + Redis, pub/sub on)
-  hitting L1, with ``l1_values`` "payloads" (default) and "objects"; ``multi-level`` whose
+  hitting L1, with ``l1_values`` "payloads" (default), "objects" and "copies"; ``multi-level`` whose
   L1 holds 100 entries, so cycling over 1000 keys misses L1 every time (GET + PTTL in one
   round trip, then the refill); and ``redis`` alone. Section C times ``set``: on
   multi-level, SET and PUBLISH in one round trip, then the L1 write.
 - Samples are interleaved (bench_memory.py's ``run_all``): each of ``--repeat`` samples is
   cut into ``--slices`` slices, slice 1 of every row, then slice 2 ... ; the report gives the
   median sample; the garbage collector is off while a loop runs.
-- Targets: an L1 hit costs at most 1.2x the time of a hit on the memory backend, sync and
-  async: the default L1 (``l1_values = "payloads"``, decoded on every hit) against memory
-  with ``serialize = true`` (the same decoding), and ``l1_values = "objects"`` against
-  memory on the same ``lru`` store with live objects (no decoding). The ratio to the memory
-  backend as it comes (strategy none: a plain dict, unbounded) is printed beside them.
+- Targets (issue 7: "L1 hit <= 1.2x memory-only"), sync and async, each an L1 hit against
+  the memory backend doing the same work for the caller:
+  ``l1_values = "objects"`` and ``"copies"`` against memory as it comes (strategy none: a
+  plain dict, unbounded, handing out the stored object; ``objects`` does the same, on an
+  LRU of 10 000; ``copies`` does more: a copy of the flat value per hit), and the default
+  ``"payloads"`` against memory with ``serialize = true`` (both decode every hit). Every
+  row's ratio to memory as it comes is printed too.
 """
 
 from __future__ import annotations
@@ -155,6 +157,9 @@ def configs(port: int) -> dict[str, Any]:
         "ml.obj": config(
             CACHE_BACKEND="multi-level", CACHE_BACKEND_OPTIONS={"l1_values": "objects"}
         ),
+        "ml.copy": config(
+            CACHE_BACKEND="multi-level", CACHE_BACKEND_OPTIONS={"l1_values": "copies"}
+        ),
         "ml.miss": config(
             CACHE_BACKEND="multi-level", CACHE_BACKEND_OPTIONS={"levels": [small_l1, "redis"]}
         ),
@@ -168,6 +173,7 @@ LABELS = {
     "mem.ser": "memory (lru, serialize = true)",
     "ml": "multi-level, L1 hit (l1_values = payloads, the default)",
     "ml.obj": "multi-level, L1 hit (l1_values = objects)",
+    "ml.copy": "multi-level, L1 hit (l1_values = copies)",
     "ml.miss": "multi-level, L1 miss -> L2 hit + refill (L1 of 100, 1000 keys)",
     "redis": "redis alone",
 }
@@ -197,6 +203,7 @@ def build(loop: asyncio.AbstractEventLoop, port: int) -> tuple[list[Bench], list
             refs = {
                 "ml": (f"{prefix}.mem.ser", f"{prefix}.redis"),
                 "ml.obj": (f"{prefix}.mem.obj", f"{prefix}.mem.lru", f"{prefix}.redis"),
+                "ml.copy": (f"{prefix}.mem.obj", f"{prefix}.mem.lru", f"{prefix}.redis"),
                 "ml.miss": (f"{prefix}.redis",),
             }.get(name, ())
             benches.append(
@@ -228,10 +235,11 @@ def build(loop: asyncio.AbstractEventLoop, port: int) -> tuple[list[Bench], list
     return benches, closers
 
 
-#: (L1 mode, the memory row doing the same work, what that row is)
+#: (L1 mode, the memory row doing the same work for the caller, what that row is)
 PAIRS = (
+    ("ml.obj", "mem.obj", "memory as it comes (a dict): also hands out the stored object"),
+    ("ml.copy", "mem.obj", "memory as it comes (a dict): hands out the stored object"),
     ("ml", "mem.ser", "memory (lru, serialize = true): also decodes every hit"),
-    ("ml.obj", "mem.lru", "memory (lru, live objects): the same store, no decoding"),
 )
 
 
@@ -262,9 +270,14 @@ def targets(benches: list[Bench]) -> list[dict[str, Any]]:
                         f"TARGET {n} {'PASS' if ok else 'FAIL'}: {what} {LABELS[ml_id]} "
                         f"{fmt_us(ml.median_ns)} µs vs {mem_label} {fmt_us(mem.median_ns)} µs = "
                         f"{ratio:.2f}x the time per hit (limit ≤ {TARGET:.2f}x; per-repeat "
-                        f"{min(pr):.2f}-{max(pr):.2f}x); {ml.median_ns / plain.median_ns:.2f}x "
-                        f"memory as it comes (a dict, {fmt_us(plain.median_ns)} µs); "
-                        f"{red.median_ns / ml.median_ns:.0f}x faster than redis alone "
+                        f"{min(pr):.2f}-{max(pr):.2f}x); "
+                        + (
+                            ""
+                            if mem is plain
+                            else f"{ml.median_ns / plain.median_ns:.2f}x memory as it comes "
+                            f"(a dict, {fmt_us(plain.median_ns)} µs); "
+                        )
+                        + f"{red.median_ns / ml.median_ns:.0f}x faster than redis alone "
                         f"({fmt_us(red.median_ns)} µs)."
                     ),
                 }

@@ -1,8 +1,9 @@
 """The core's backend suite on ``multi-level``, exactly as a third-party backend runs it.
 
-Four pairs: the default (memory on lru in front of the Redis at 6379, pub/sub on), an L1 on
-the ``ttl`` strategy, memory in front of memory (no Redis, invalidation "none"), and the
-default pair on a 3-master Redis Cluster (keys of one test spread over every node).
+Pairs: the default (memory on lru in front of the Redis at 6379, pub/sub on), an L1 on the
+``ttl`` strategy and one on ``none`` (a dict), the three ``l1_values`` modes, memory in front
+of memory (no Redis, invalidation "none"), and the default pair on a 3-master Redis Cluster
+(keys of one test spread over every node).
 """
 
 from __future__ import annotations
@@ -48,6 +49,24 @@ class TestMultiLevelKeepingObjects(BackendConformance):
 
     backend = "multi-level"
     backend_options: ClassVar[dict[str, Any]] = {"l1_values": "objects"}
+    settings: ClassVar[dict[str, Any]] = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": 6379}
+
+
+class TestMultiLevelCopying(BackendConformance):
+    """``l1_values = "copies"``: L1 keeps objects and hands every caller its own."""
+
+    backend = "multi-level"
+    backend_options: ClassVar[dict[str, Any]] = {"l1_values": "copies"}
+    settings: ClassVar[dict[str, Any]] = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": 6379}
+
+
+class TestMultiLevelWithDictStore(BackendConformance):
+    """An L1 on the ``none`` strategy: a plain dict, read directly without a lock."""
+
+    backend = "multi-level"
+    backend_options: ClassVar[dict[str, Any]] = {
+        "levels": [{"backend": "memory", "strategy": "none"}, {"backend": "redis"}]
+    }
     settings: ClassVar[dict[str, Any]] = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": 6379}
 
 

@@ -7,7 +7,11 @@ to this process's L1. Counters, TTLs and locks live in L2 only: they must be sha
 
 By default both levels hold the serializer's payloads, so an L1 copy is never a live
 object another caller could mutate; ``l1_values = "objects"`` trades that for hits that
-skip decoding (values.py).
+skip decoding, and ``"copies"`` skips it too but hands each caller its own (values.py).
+
+An L1 hit is the hot path: ``get`` and ``aget`` are functions built once in the
+constructor (`_hit_path`) that read L1's store directly (l1read.py) and only call further
+methods on a miss; the class methods are the same logic, spelled out.
 """
 
 from __future__ import annotations
@@ -21,14 +25,20 @@ from cachemesh import MISSING, CacheBackend, InProcessBackend, get_registry
 from pydantic import BaseModel
 
 from .guard import L1Guard
+from .l1read import hit_function
 from .l2io import l2_access
 from .levels import build_levels
 from .options import MultiLevelOptions
 from .pubsub import invalidation_for
-from .values import ObjectValues, PayloadValues
+from .values import CopyValues, ObjectValues, PayloadValues
 
 if TYPE_CHECKING:
     from cachemesh import CacheConfig, ComponentRegistry
+
+
+def _no_value(key: str) -> Any:
+    """The async hit function's miss: the coroutine awaits L2 itself."""
+    return MISSING
 
 
 class MultiLevelBackend(CacheBackend):
@@ -51,11 +61,17 @@ class MultiLevelBackend(CacheBackend):
         super().__init__(options, config=config, registry=registry)
         opts: MultiLevelOptions = self.options  # type: ignore[assignment]
         registry = registry if registry is not None else get_registry()
-        objects = opts.l1_values == "objects"
+        objects = opts.l1_values != "payloads"
         self._owned: list[CacheBackend] = []
         try:
-            l1, l2 = build_levels(opts, levels, config, registry, objects, self._owned)
-            self._values = ObjectValues(config, registry) if objects else PayloadValues()
+            l1, l2 = build_levels(opts, levels, config, registry, self._owned)
+            self._values = (
+                CopyValues(config, registry)
+                if opts.l1_values == "copies"
+                else ObjectValues(config, registry)
+                if objects
+                else PayloadValues()
+            )
             self.channel = opts.channel or f"{config.CACHE_KEY_PREFIX}:cachemesh:l1-invalidate"
             self._guard = L1Guard(l1)
             # Last: from here a thread runs, and nothing below can fail.
@@ -72,6 +88,26 @@ class MultiLevelBackend(CacheBackend):
         self._l1_get = l1.get
         self._l2io = l2_access(l2, self.invalidation)
         self._closed = False
+        #: How an L1 hit is read: "direct" (the memory store, l1read.py) or "l1.get".
+        self.hit_path = self._hit_path()
+
+    def _hit_path(self) -> str:
+        """Bind ``get``/``aget`` of this instance to functions that serve an L1 hit with
+        as few calls as a hit on the memory backend (the cache calls ``backend.get``)."""
+        hand_out = self._values.hand_out
+        get, path = hit_function(self.l1, self._guard, self._get_l2, hand_out)
+        hit, _ = hit_function(self.l1, self._guard, _no_value, hand_out)
+        amiss = self._aget_l2
+
+        async def aget(key: str) -> Any:
+            value = hit(key)
+            if value is MISSING:
+                return await amiss(key)
+            return value
+
+        # Instance attributes win over the class's methods: the cache finds these.
+        vars(self).update(get=get, aget=aget)
+        return path
 
     def _l1_ttl(self, ttl: float | None) -> float:
         """How long an L1 copy may live: what L2 gives the entry, at most the cap."""
@@ -99,44 +135,67 @@ class MultiLevelBackend(CacheBackend):
 
     # --- sync reads -------------------------------------------------------------------
     def get(self, key: str) -> Any:
+        # Replaced per instance by `_hit_path`'s function; this is what it does.
         if self._guard.trusted:
             value = self._l1_get(key)
             if value is not MISSING:
-                return value
+                hand_out = self._values.hand_out
+                return value if hand_out is None else hand_out(value)
         return self._get_l2(key)
 
     def _get_l2(self, key: str) -> Any:
         self.invalidation.ensure_running()
-        guard = self._guard
-        stamp = guard.stamp(key)
+        stamp = self._guard.stamp(key)
         payload, left = self._l2io.get(key)
+        return self._refilled(key, payload, left, stamp)
+
+    def _refilled(self, key: str, payload: Any, left: float | None, stamp: int) -> Any:
+        """What L2 answered, decoded for the caller and copied into L1 (if still valid)."""
         if payload is MISSING:
             return MISSING
-        value = self._values.from_l2(key, payload)
+        values = self._values
+        value = values.from_l2(key, payload)
         if value is not MISSING:
-            guard.fill(key, value, self._l1_ttl(left), stamp)
+            value, kept = values.refill(value, payload)
+            self._guard.fill(key, kept, self._l1_ttl(left), stamp)
         return value
 
+    def _from_l1(self, keys: Sequence[str]) -> tuple[list[Any], list[int]]:
+        """L1's values for `keys` (MISSING where it has none) and the indexes to ask L2."""
+        if not self._guard.trusted:
+            return [MISSING] * len(keys), list(range(len(keys)))
+        values = self.l1.get_many(keys)
+        hand_out = self._values.hand_out
+        missing = []
+        for i, value in enumerate(values):
+            if value is MISSING:
+                missing.append(i)
+            elif hand_out is not None:
+                values[i] = hand_out(value)
+        return values, missing
+
+    def _fill_many(
+        self,
+        values: list[Any],
+        missing: list[int],
+        wanted: list[str],
+        stamps: list[int],
+        entries: list[tuple[Any, float | None]],
+    ) -> list[Any]:
+        refilled = self._refilled
+        for i, key, stamp, (payload, left) in zip(missing, wanted, stamps, entries, strict=True):
+            values[i] = refilled(key, payload, left, stamp)
+        return values
+
     def get_many(self, keys: Sequence[str]) -> list[Any]:
-        guard = self._guard
-        if guard.trusted:
-            values = self.l1.get_many(keys)
-            missing = [i for i, v in enumerate(values) if v is MISSING]
-            if not missing:
-                return values
-        else:
-            values, missing = [MISSING] * len(keys), list(range(len(keys)))
+        values, missing = self._from_l1(keys)
+        if not missing:
+            return values
         self.invalidation.ensure_running()
         wanted = [keys[i] for i in missing]
-        stamps = [guard.stamp(k) for k in wanted]
+        stamps = [self._guard.stamp(k) for k in wanted]
         entries = self._l2io.get_many(wanted)
-        from_l2 = self._values.from_l2
-        for i, key, stamp, (payload, left) in zip(missing, wanted, stamps, entries, strict=True):
-            if payload is not MISSING:
-                values[i] = value = from_l2(key, payload)
-                if value is not MISSING:
-                    guard.fill(key, value, self._l1_ttl(left), stamp)
-        return values
+        return self._fill_many(values, missing, wanted, stamps, entries)
 
     def get_many_payloads(self, keys: Sequence[str]) -> list[Any]:
         return [None if v is MISSING else v for v in self.get_many(keys)]
@@ -154,7 +213,7 @@ class MultiLevelBackend(CacheBackend):
         payload = self._values.to_l2(key, value)
         stamp = self._guard.stamp(key)
         self._l2io.set(key, payload, ttl)  # and its invalidation, in one round trip on Redis
-        self._guard.write(key, value, self._l1_ttl(ttl), stamp)
+        self._guard.write(key, self._values.written(value, payload), self._l1_ttl(ttl), stamp)
 
     def set_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
         if not items:
@@ -163,18 +222,28 @@ class MultiLevelBackend(CacheBackend):
         payloads = self._payloads(items)
         stamps = {key: guard.stamp(key) for key in items}
         self._l2io.set_many(payloads, ttl)
-        l1_ttl = self._l1_ttl(ttl)
-        for key, value in items.items():
-            guard.write(key, value, l1_ttl, stamps[key])
+        self._write_many(items, payloads, ttl, stamps)
 
     def add(self, key: str, value: Any, ttl: float | None) -> bool:
         payload = self._values.to_l2(key, value)
         stamp = self._guard.stamp(key)
         stored = self.l2.add(key, payload, ttl)
         if stored:
-            self._guard.write(key, value, self._l1_ttl(ttl), stamp)
+            self._guard.write(key, self._values.written(value, payload), self._l1_ttl(ttl), stamp)
             self.invalidation.publish_keys((key,))
         return stored
+
+    def _write_many(
+        self,
+        items: Mapping[str, Any],
+        payloads: Mapping[str, Any],
+        ttl: float | None,
+        stamps: Mapping[str, int],
+    ) -> None:
+        """Write `items` through to L1 after L2 took `payloads`."""
+        guard, written, l1_ttl = self._guard, self._values.written, self._l1_ttl(ttl)
+        for key, value in items.items():
+            guard.write(key, written(value, payloads[key]), l1_ttl, stamps[key])
 
     def _payloads(self, items: Mapping[str, Any]) -> Mapping[str, Any]:
         """What L2 stores for `items` (every value encoded before anything is sent)."""
@@ -233,41 +302,29 @@ class MultiLevelBackend(CacheBackend):
     # --- async reads --------------------------------------------------------------------
     # L1 is in-process: its sync methods never wait on I/O, so they are called directly.
     async def aget(self, key: str) -> Any:
+        # Replaced per instance by `_hit_path`'s function; this is what it does.
         if self._guard.trusted:
             value = self._l1_get(key)
             if value is not MISSING:
-                return value
+                hand_out = self._values.hand_out
+                return value if hand_out is None else hand_out(value)
+        return await self._aget_l2(key)
+
+    async def _aget_l2(self, key: str) -> Any:
         self.invalidation.ensure_running()
-        guard = self._guard
-        stamp = guard.stamp(key)
+        stamp = self._guard.stamp(key)
         payload, left = await self._l2io.aget(key)
-        if payload is MISSING:
-            return MISSING
-        value = self._values.from_l2(key, payload)
-        if value is not MISSING:
-            guard.fill(key, value, self._l1_ttl(left), stamp)
-        return value
+        return self._refilled(key, payload, left, stamp)
 
     async def aget_many(self, keys: Sequence[str]) -> list[Any]:
-        guard = self._guard
-        if guard.trusted:
-            values = self.l1.get_many(keys)
-            missing = [i for i, v in enumerate(values) if v is MISSING]
-            if not missing:
-                return values
-        else:
-            values, missing = [MISSING] * len(keys), list(range(len(keys)))
+        values, missing = self._from_l1(keys)
+        if not missing:
+            return values
         self.invalidation.ensure_running()
         wanted = [keys[i] for i in missing]
-        stamps = [guard.stamp(k) for k in wanted]
+        stamps = [self._guard.stamp(k) for k in wanted]
         entries = await self._l2io.aget_many(wanted)
-        from_l2 = self._values.from_l2
-        for i, key, stamp, (payload, left) in zip(missing, wanted, stamps, entries, strict=True):
-            if payload is not MISSING:
-                values[i] = value = from_l2(key, payload)
-                if value is not MISSING:
-                    guard.fill(key, value, self._l1_ttl(left), stamp)
-        return values
+        return self._fill_many(values, missing, wanted, stamps, entries)
 
     async def aget_many_payloads(self, keys: Sequence[str]) -> list[Any]:
         return [None if v is MISSING else v for v in await self.aget_many(keys)]
@@ -285,7 +342,7 @@ class MultiLevelBackend(CacheBackend):
         payload = self._values.to_l2(key, value)
         stamp = self._guard.stamp(key)
         await self._l2io.aset(key, payload, ttl)
-        self._guard.write(key, value, self._l1_ttl(ttl), stamp)
+        self._guard.write(key, self._values.written(value, payload), self._l1_ttl(ttl), stamp)
 
     async def aset_many(self, items: Mapping[str, Any], ttl: float | None) -> None:
         if not items:
@@ -294,16 +351,14 @@ class MultiLevelBackend(CacheBackend):
         payloads = self._payloads(items)
         stamps = {key: guard.stamp(key) for key in items}
         await self._l2io.aset_many(payloads, ttl)
-        l1_ttl = self._l1_ttl(ttl)
-        for key, value in items.items():
-            guard.write(key, value, l1_ttl, stamps[key])
+        self._write_many(items, payloads, ttl, stamps)
 
     async def aadd(self, key: str, value: Any, ttl: float | None) -> bool:
         payload = self._values.to_l2(key, value)
         stamp = self._guard.stamp(key)
         stored = await self.l2.aadd(key, payload, ttl)
         if stored:
-            self._guard.write(key, value, self._l1_ttl(ttl), stamp)
+            self._guard.write(key, self._values.written(value, payload), self._l1_ttl(ttl), stamp)
             await self.invalidation.apublish_keys((key,))
         return stored
 

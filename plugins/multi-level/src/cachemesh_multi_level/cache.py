@@ -58,7 +58,7 @@ class MultiLevelCache(Cache):
         *,
         config: CacheConfig | None = None,
         l1_ttl_cap: float | None = None,
-        l1_values: Literal["payloads", "objects"] | None = None,
+        l1_values: Literal["payloads", "objects", "copies"] | None = None,
         invalidation: Literal["auto", "pubsub", "none"] | None = None,
         namespace: str | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
@@ -81,7 +81,7 @@ class MultiLevelCache(Cache):
             options["invalidation"] = invalidation
         if l1_values is not None:
             options["l1_values"] = l1_values
-        keeps_objects = options.get("l1_values") == "objects"
+        keeps_objects = options.get("l1_values", "payloads") != "payloads"
 
         l1: CacheBackend | None = None
         if isinstance(l1_cache, CacheStrategy):

@@ -39,7 +39,7 @@ def build_level(
     """The backend of ``levels[index]``, validated and built before any connection is made.
 
     `serialize` is what an in-process level keeps unless its options say otherwise:
-    payloads (True), or objects for an L1 with ``l1_values = "objects"``.
+    payloads (True), or objects for an L1 with ``l1_values = "objects"`` or ``"copies"``.
     """
     where = f"backend_options.levels[{index}]"
     cls = registry.resolve("backend", spec.backend, config_key=f"{where}.backend")
@@ -54,7 +54,7 @@ def build_level(
     return backend
 
 
-def check_levels(l1: CacheBackend, l2: CacheBackend, *, objects: bool) -> None:
+def check_levels(l1: CacheBackend, l2: CacheBackend, *, mode: str) -> None:
     """Refuse pairs the coherence model or the value mode cannot work with, saying why."""
     if not isinstance(l1, InProcessBackend):
         raise ConfigError(
@@ -62,8 +62,9 @@ def check_levels(l1: CacheBackend, l2: CacheBackend, *, objects: bool) -> None:
             "L1 is this process's private copy (invalidated over pub/sub, reset on reconnect); "
             "use memory (with any strategy) or another InProcessBackend there."
         )
+    objects = mode != "payloads"
     if l1.stores_objects != objects:
-        mode, serialize = ("objects", "false") if objects else ("payloads", "true")
+        serialize = "false" if objects else "true"
         raise ConfigError(
             f'backend_options.l1_values = "{mode}", but levels[0] ({l1.name!r}) keeps '
             f"{'payloads' if objects else 'live objects'}. Set serialize = {serialize} in "
@@ -81,7 +82,6 @@ def build_levels(
     given: Sequence[CacheBackend | None],
     config: CacheConfig,
     registry: ComponentRegistry,
-    objects: bool,
     owned: list[CacheBackend],
 ) -> tuple[InProcessBackend, CacheBackend]:
     """L1 and L2: those `given`, else built from `opts.levels` (and appended to `owned`,
@@ -89,11 +89,11 @@ def build_levels(
     levels: list[CacheBackend] = []
     for index, (spec, level) in enumerate(zip(opts.levels, given, strict=True)):
         if level is None:
-            serialize = not (objects and index == 0)  # L1 keeps objects only when asked
+            serialize = index == 1 or opts.l1_values == "payloads"  # L1: objects when asked
             level = build_level(spec, index, config, registry, serialize=serialize)
             owned.append(level)
         levels.append(level)
     l1, l2 = levels
-    check_levels(l1, l2, objects=objects)
+    check_levels(l1, l2, mode=opts.l1_values)
     assert isinstance(l1, InProcessBackend)
     return l1, l2

@@ -50,10 +50,11 @@ class MultiLevelOptions(BaseModel):
         description="Longest an L1 entry lives, in seconds: the bound on staleness when an "
         "invalidation is lost.",
     )
-    l1_values: Literal["payloads", "objects"] = Field(
+    l1_values: Literal["payloads", "objects", "copies"] = Field(
         "payloads",
-        description="What L1 keeps: the encoded payloads (decoded on every hit, never shared) "
-        "or the decoded objects (hits as fast as the memory backend's; callers share them).",
+        description="What L1 keeps: the encoded payloads (decoded on every hit, never shared), "
+        "the decoded objects (hits as fast as the memory backend's; callers share them), or "
+        "decoded objects handed out as copies (flat values: about as fast; never shared).",
     )
     invalidation: Literal["auto", "pubsub", "none"] = Field(
         "auto",
