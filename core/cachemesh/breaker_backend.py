@@ -145,17 +145,25 @@ class BreakerBackend(BackendWrapper):
             waiting.pop(timeout, None)
 
     # --- background probes --------------------------------------------------------------
-    def _probe_done(self, ticket: int, error: BaseException | None) -> None:
+    def _settle(self, ticket: int, error: BaseException) -> None:
+        """Tell the breaker how an admitted call that raised `error` ended: a
+        `BackendError` is a failure, any other `CacheError` an answer, anything else (a
+        cancellation) an abandoned call."""
         breaker = self.breaker
-        if error is None or (isinstance(error, CacheError) and not isinstance(error, BackendError)):
-            breaker.on_success(ticket)
-        elif isinstance(error, BackendError):
+        if isinstance(error, BackendError):
             breaker.on_failure(ticket, error)
-        elif isinstance(error, asyncio.CancelledError):  # the backend is closing
-            breaker.on_abandon(ticket)
+        elif isinstance(error, CacheError):
+            breaker.on_success(ticket)
         else:
-            log.warning("background probe of %r ended with %r", breaker.label, error)
             breaker.on_abandon(ticket)
+
+    def _probe_done(self, ticket: int, error: BaseException | None) -> None:
+        if error is None:
+            self.breaker.on_success(ticket)
+            return
+        if not isinstance(error, (CacheError, asyncio.CancelledError)):
+            log.warning("background probe of %r ended with %r", self.breaker.label, error)
+        self._settle(ticket, error)
 
     def _probe_in_thread(self, ticket: int) -> None:
         self.breaker.probe_started()
@@ -205,14 +213,8 @@ class BreakerBackend(BackendWrapper):
             raise
         try:
             result = method(*args)
-        except BackendError as exc:
-            breaker.on_failure(ticket, exc)
-            raise
-        except CacheError:
-            breaker.on_success(ticket)
-            raise
-        except BaseException:
-            breaker.on_abandon(ticket)
+        except BaseException as exc:
+            self._settle(ticket, exc)
             raise
         breaker.on_success(ticket)
         return result
@@ -230,14 +232,8 @@ class BreakerBackend(BackendWrapper):
                 result = await method(*args)
             else:
                 result = await self._await_released(method, *args)
-        except BackendError as exc:
-            breaker.on_failure(ticket, exc)
-            raise
-        except CacheError:
-            breaker.on_success(ticket)
-            raise
-        except BaseException:
-            breaker.on_abandon(ticket)
+        except BaseException as exc:
+            self._settle(ticket, exc)
             raise
         breaker.on_success(ticket)
         return result
