@@ -50,7 +50,9 @@ status = follow("send_email", send_email.delay("ann@example.com", "Welcome"))
 assert status.state == "SUCCESS", status
 print(f"result: {status.result}")
 
-# A temporary error twice: retried with backoff (autoretry_for), then it succeeds.
+# A temporary error twice: retried with backoff (autoretry_for), then it succeeds. With
+# full jitter a countdown may be 0, so RETRY can come and go between two polls; the
+# retry count the task returns is the proof.
 status = follow("send_email (2 timeouts)", send_email.delay("bob@example.com", "Hi", fail_times=2))
 assert status.state == "SUCCESS" and status.result["retries"] == 2, status
 print(f"succeeded after {status.result['retries']} retries")
