@@ -39,21 +39,25 @@ report gives the median of the samples and the spread (max - min) / median.
 
 from __future__ import annotations
 
-import argparse
-import gc
 import importlib
-import json
 import os
-import statistics
 import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import bench_env
+import harness
+from harness import (
+    Bench,
+    comparison,
+    peer_comparisons,
+    print_header,
+    ref_table,
+    run_interleaved,
+    speed_ratios,
+)
 
 perf_counter_ns = time.perf_counter_ns
 
@@ -75,29 +79,6 @@ PACKAGES = [
     "redis",
     "hiredis",
 ]
-
-
-@dataclass
-class Bench:
-    id: str
-    section: str
-    label: str
-    run: Callable[[int], int]
-    n: int
-    refs: tuple[str, ...] = ()
-    samples: list[float] = field(default_factory=list)  # ns per op, one per repeat
-
-    @property
-    def median_ns(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def ops(self) -> float:
-        return 1e9 / self.median_ns
-
-    @property
-    def spread(self) -> float:
-        return (max(self.samples) - min(self.samples)) / self.median_ns
 
 
 # --------------------------------------------------------------------------------------------
@@ -428,72 +409,6 @@ def build(
     return benches, info, cleanup
 
 
-# --------------------------------------------------------------------------------------------
-# Running
-# --------------------------------------------------------------------------------------------
-def per_slice(b: Bench, slices: int) -> int:
-    return max(b.n // slices, 10)
-
-
-def run_all(benches: list[Bench], repeat: int, slices: int) -> None:
-    """Warm up every benchmark, then take `repeat` samples of each, sliced and interleaved."""
-    gc.collect()
-    gc.disable()
-    try:
-        for b in benches:
-            b.run(per_slice(b, slices))
-    finally:
-        gc.enable()
-    for r in range(repeat):
-        t0 = time.perf_counter()
-        total_ns = dict.fromkeys((b.id for b in benches), 0)
-        for _ in range(slices):
-            gc.collect()
-            gc.disable()
-            try:
-                for b in benches:
-                    total_ns[b.id] += b.run(per_slice(b, slices))
-            finally:
-                gc.enable()
-        for b in benches:
-            b.samples.append(total_ns[b.id] / (per_slice(b, slices) * slices))
-        print(f"  repeat {r + 1}/{repeat} done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-
-
-def paired(by: dict[str, Bench], a: str, b: str) -> list[float]:
-    """Per-repeat speed ratios a/b (ops/s of a over ops/s of b), measured back to back."""
-    return [y / x for x, y in zip(by[a].samples, by[b].samples, strict=True)]
-
-
-# --------------------------------------------------------------------------------------------
-# Reporting
-# --------------------------------------------------------------------------------------------
-def fmt_ratio(x: float) -> str:
-    return f"{x:.2f}x" if x < 10 else f"{x:.1f}x"
-
-
-def table(benches: list[Bench]) -> str:
-    by = {b.id: b for b in benches}
-    rows = [
-        "| section | benchmark | ops/s | µs/op | ratio vs reference (ops/s ÷ ref ops/s) | spread |",
-        "|---|---|---:|---:|---|---:|",
-    ]
-    for b in benches:
-        ratios = (
-            "; ".join(
-                f"{fmt_ratio(by[r].median_ns / b.median_ns)} {by[r].label}"
-                for r in b.refs
-                if r in by
-            )
-            or "(reference)"
-        )
-        rows.append(
-            f"| {b.section} | {b.label} | {b.ops:,.0f} | {b.median_ns / 1000:.3f} | {ratios} | "
-            f"{b.spread:.0%} |"
-        )
-    return "\n".join(rows)
-
-
 def sizes_table(info: dict[str, Any]) -> str:
     optimum = info["sizes"]["optimum bits"]
     rows = [
@@ -507,73 +422,69 @@ def sizes_table(info: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+#: The speed targets against pybloom-live: (number, operation, the table's comparison).
+SPEED_TARGETS = (
+    (1, "add", "Bloom add vs BloomFilter.add"),
+    (2, "present", "Bloom might_contain (present) vs `in`"),
+    (3, "absent", "Bloom might_contain (absent) vs `in`"),
+)
+#: Peer comparisons the table shows without a target: (ours, theirs, what, peer).
+PEERS = (
+    ("a.cm.bitarray.add", "a.pp.add", "Bloom add", "pyprobables"),
+    ("a.cm.bitarray.present", "a.pp.present", "Bloom check (present)", "pyprobables"),
+    ("a.cm.bitarray.absent", "a.pp.absent", "Bloom check (absent)", "pyprobables"),
+    ("c.cm.add", "c.raw.add", "RedisBloomFilter add vs pipeline of SETBIT", "raw redis-py"),
+    (
+        "c.cm.present",
+        "c.raw.present",
+        "RedisBloomFilter check vs pipeline of GETBIT",
+        "raw redis-py",
+    ),
+)
+
+
 def targets(benches: list[Bench], info: dict[str, Any]) -> list[dict[str, Any]]:
     by = {b.id: b for b in benches}
     out: list[dict[str, Any]] = []
     store = "bitarray" if "a.cm.bitarray.add" in by else "bytearray"
     if "a.pbl.add" in by:
-        for number, op in ((1, "add"), (2, "present"), (3, "absent")):
+        for number, op, what_row in SPEED_TARGETS:
             ours, ref = by[f"a.cm.{store}.{op}"], by[f"a.pbl.{op}"]
             ratio = ref.median_ns / ours.median_ns
-            pr = paired(by, f"a.cm.{store}.{op}", f"a.pbl.{op}")
-            ok = ratio >= 2
+            pr = speed_ratios(by, f"a.cm.{store}.{op}", f"a.pbl.{op}")
             what = "add" if op == "add" else f"might_contain ({op})"
-            out.append(
-                {
-                    "target": number,
-                    "verdict": "PASS" if ok else "FAIL",
-                    "value": ratio,
-                    "limit": ">= 2",
-                    "paired_min": min(pr),
-                    "paired_max": max(pr),
-                    "text": (
-                        f"TARGET {number} {'PASS' if ok else 'FAIL'}: {what}, cachemesh "
-                        f"BloomFilter ({store}) {ours.ops:,.0f} ops/s vs pybloom-live "
-                        f"{ref.ops:,.0f} ops/s = {ratio:.2f}x (need ≥ 2x; per-repeat "
-                        f"{min(pr):.2f}-{max(pr):.2f}x)."
-                    ),
-                }
+            t = comparison(
+                str(number), what_row, "pybloom-live", "speed_ratio", ratio, limit=2, per_repeat=pr
             )
+            t["text"] = (
+                f"TARGET {number} {t['verdict']}: {what}, cachemesh "
+                f"BloomFilter ({store}) {ours.ops:,.0f} ops/s vs pybloom-live "
+                f"{ref.ops:,.0f} ops/s = {ratio:.2f}x (need ≥ 2x; per-repeat "
+                f"{min(pr):.2f}-{max(pr):.2f}x)."
+            )
+            out.append(t)
     optimum = info["sizes"]["optimum bits"]
     bits = info["sizes"]["cachemesh-bloom"]["bits"]
-    ok = bits <= 1.01 * optimum
-    out.append(
-        {
-            "target": 4,
-            "verdict": "PASS" if ok else "FAIL",
-            "value": bits / optimum,
-            "limit": "<= 1.01",
-            "text": (
-                f"TARGET 4 {'PASS' if ok else 'FAIL'}: cachemesh-bloom uses {bits:,} bits for "
-                f"the optimum {optimum:,.1f} = {bits / optimum:.7f}x (limit ≤ 1.01x)."
-            ),
-        }
+    t = comparison(
+        "4", "Bloom size: bits vs the optimum", "the optimum", "size", bits / optimum, limit=1.01
     )
-    return out
+    t["text"] = (
+        f"TARGET 4 {t['verdict']}: cachemesh-bloom uses {bits:,} bits for "
+        f"the optimum {optimum:,.1f} = {bits / optimum:.7f}x (limit ≤ 1.01x)."
+    )
+    out.append(t)
+    return out + peer_comparisons(benches, PEERS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=5, help="samples per benchmark (median)")
-    parser.add_argument("--quick", action="store_true", help="1e5 keys and a tenth of the ops")
-    parser.add_argument("--json", metavar="PATH", help="write the samples and medians here")
-    parser.add_argument("--slices", type=int, default=10, help="interleaved slices per sample")
+    parser = harness.parser(__doc__, quick="1e5 keys and a tenth of the ops")
     parser.add_argument("--no-redis", action="store_true", help="leave out the Redis rows")
-    args = parser.parse_args(argv)
-    if args.repeat < 1 or args.slices < 1:
-        parser.error("--repeat and --slices must be >= 1")
+    args = harness.parse(parser, argv)
     div = 10 if args.quick else 1
     capacity = CAPACITY // div
 
     env = bench_env.environment(PACKAGES)
-    print("# cachemesh Bloom filter benchmark (bench/bench_bloom.py)\n")
-    print(f"- date: {env['date']}")
-    print(
-        f"- python: {env['python']} on {env['platform']}, {env['cpus']} CPUs, "
-        f"load average at start {env['loadavg_start']}"
-    )
-    print(f"- cachemesh checkout: {env['git']}")
-    print("- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
+    print_header("cachemesh Bloom filter benchmark", "bench_bloom.py", env)
     print(
         f"- filters: capacity {capacity:,}, error rate {ERROR_RATE}; {args.repeat} samples "
         f"(median reported) of {N_FAST // div:,} / {N_SLOW // div:,} / {N_REDIS // div:,} ops "
@@ -589,53 +500,34 @@ def main(argv: list[str] | None = None) -> int:
         for skipped in info["skipped"]:
             print(f"- left out: {skipped}")
         print()
-        run_all(benches, args.repeat, args.slices)
+        run_interleaved(benches, args.repeat, args.slices)  # loop sizes already divided
     finally:
         cleanup()
-    env["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-
-    print(sizes_table(info))
-    print()
-    print(table(benches))
-    print(
-        f"\nspread = (max - min) / median over the {args.repeat} samples; load average at end "
-        f"{env['loadavg_end']}.\n"
+    found = targets(benches, info)
+    by = {b.id: b for b in benches}
+    harness.finish(
+        env,
+        args,
+        f"{sizes_table(info)}\n\n{ref_table(benches)}",
+        found,
+        capacity=capacity,
+        error_rate=ERROR_RATE,
+        sizes=info["sizes"],
+        hash_scheme=info["hash scheme"],
+        skipped=info["skipped"],
+        results=[
+            harness.result(
+                b,
+                1,  # the loop sizes are divided already
+                args.slices,
+                ratios_vs_ref={r: by[r].median_ns / b.median_ns for r in b.refs if r in by},
+            )
+            for b in benches
+        ],
+        comparisons=found,
     )
-    verdicts = targets(benches, info)
-    for t in verdicts:
-        print(t["text"])
-
-    if args.json:
-        by = {b.id: b for b in benches}
-        data = {
-            "environment": env,
-            "capacity": capacity,
-            "error_rate": ERROR_RATE,
-            "repeat": args.repeat,
-            "quick": args.quick,
-            "sizes": info["sizes"],
-            "hash_scheme": info["hash scheme"],
-            "skipped": info["skipped"],
-            "results": [
-                {
-                    "id": b.id,
-                    "section": b.section,
-                    "benchmark": b.label,
-                    "iterations_per_sample": per_slice(b, args.slices) * args.slices,
-                    "ns_per_op_samples": b.samples,
-                    "median_ns_per_op": b.median_ns,
-                    "ops_per_s": b.ops,
-                    "spread": b.spread,
-                    "ratios_vs_ref": {r: by[r].median_ns / b.median_ns for r in b.refs if r in by},
-                }
-                for b in benches
-            ],
-            "targets": verdicts,
-        }
-        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
-        print(f"\nraw samples and medians written to {args.json}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run_main(main)

@@ -25,23 +25,28 @@ Method
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
-import gc
 import itertools
-import json
-import os
-import statistics
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import bench_env
+import harness
+from harness import (
+    Bench,
+    comparison,
+    fmt_us,
+    peer_comparisons,
+    print_header,
+    ref_table,
+    run_interleaved,
+    speed_ratios,
+    time_ratios,
+)
 
 perf_counter_ns = time.perf_counter_ns
 _repeat = itertools.repeat
@@ -141,31 +146,6 @@ def aloop_call2(fn: Callable[[Any, Any], Any], a: Any, b: Any) -> Callable[[int]
 # --------------------------------------------------------------------------------------------
 # The benchmark list
 # --------------------------------------------------------------------------------------------
-@dataclass
-class Bench:
-    id: str
-    section: str
-    label: str
-    run: Callable[[int], Any]
-    n: int
-    is_async: bool = False
-    refs: tuple[str, ...] = ()  # ids of the rows this one is compared with
-    plain: str | None = None  # id of the plain-call row, for "+X µs vs plain call"
-    samples: list[float] = field(default_factory=list)  # ns per op, one per repeat
-
-    @property
-    def median_ns(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def ops(self) -> float:
-        return 1e9 / self.median_ns
-
-    @property
-    def spread(self) -> float:
-        return (max(self.samples) - min(self.samples)) / self.median_ns
-
-
 def trivial(k: int) -> int:
     """The body of every decorated sync function: as cheap as a call can be."""
     return k + 1
@@ -187,7 +167,7 @@ def make_async_fn() -> Callable[[int], Any]:
 
 def build(loop: asyncio.AbstractEventLoop) -> tuple[list[Bench], dict[str, Any]]:
     """Create every contender, store the entries / prime the decorators, list the benches."""
-    import aiocache
+    import aiocache  # type: ignore[import-untyped]
     import cachemesh
     import cachetools as ct
     from cachemesh import Cache, CacheConfig, SyncCache, cache_result
@@ -210,7 +190,7 @@ def build(loop: asyncio.AbstractEventLoop) -> tuple[list[Bench], dict[str, Any]]
     info["cachemesh SyncCache"] = repr(s_cache)
     info["cachemesh strategy"] = type(s_cache.backend.strategy).__name__  # type: ignore[attr-defined]
 
-    ct_lru = ct.LRUCache(16384)
+    ct_lru: Any = ct.LRUCache(16384)
     ct_lru[KEY] = VALUE
     d: dict[str, Any] = {KEY: VALUE}
 
@@ -471,108 +451,22 @@ def build(loop: asyncio.AbstractEventLoop) -> tuple[list[Bench], dict[str, Any]]
     return benches, info
 
 
-# --------------------------------------------------------------------------------------------
-# Running
-# --------------------------------------------------------------------------------------------
-def per_slice(b: Bench, div: int, slices: int) -> int:
-    """Iterations of `b` in one slice: its loop size, divided by --quick and by the slices."""
-    return max(b.n // div // slices, 10)
-
-
-def run_all(
-    benches: list[Bench], repeat: int, div: int, slices: int, loop: asyncio.AbstractEventLoop
-) -> None:
-    """Warm up every benchmark, then take `repeat` samples of each, sliced and interleaved.
-
-    One sample (repeat) of a benchmark is its ``n`` operations cut into `slices` slices; a
-    repeat runs slice 1 of every benchmark, then slice 2 of every benchmark, and so on. On
-    this VM the CPU speed shifts for seconds at a time; slicing spreads every contender over
-    the same stretch of time, so ratios inside a repeat stay comparable.
-    """
-
-    def timed(b: Bench, n: int) -> int:
-        return loop.run_until_complete(b.run(n)) if b.is_async else b.run(n)  # type: ignore[no-any-return]
-
-    gc.collect()
-    gc.disable()
-    try:
-        for b in benches:  # warm-up: one slice each, not recorded
-            timed(b, per_slice(b, div, slices))
-    finally:
-        gc.enable()
-    for r in range(repeat):
-        t0 = time.perf_counter()
-        total_ns = dict.fromkeys((b.id for b in benches), 0)
-        for _ in range(slices):
-            gc.collect()  # outside the timed loops
-            gc.disable()
-            try:
-                for b in benches:
-                    total_ns[b.id] += timed(b, per_slice(b, div, slices))
-            finally:
-                gc.enable()
-        for b in benches:
-            b.samples.append(total_ns[b.id] / (per_slice(b, div, slices) * slices))
-        print(f"  repeat {r + 1}/{repeat} done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-
-
-def paired(benches: dict[str, Bench], a: str, b: str) -> list[float]:
-    """Per-repeat ratios of ns/op a / b (both were measured back to back in each repeat)."""
-    return [x / y for x, y in zip(benches[a].samples, benches[b].samples, strict=True)]
-
-
-# --------------------------------------------------------------------------------------------
-# Reporting
-# --------------------------------------------------------------------------------------------
-def environment() -> dict[str, Any]:
-    return bench_env.environment(PACKAGES)
-
-
-def fmt_ops(x: float) -> str:
-    return f"{x:,.0f}"
-
-
-def fmt_us(ns: float) -> str:
-    us = ns / 1000
-    return f"{us:.3f}" if us < 10 else f"{us:.2f}" if us < 1000 else f"{us:.1f}"
-
-
-def fmt_ratio(x: float) -> str:
-    if x < 0.1:
-        return f"{x:.2g}x"
-    return f"{x:.2f}x" if x < 10 else f"{x:.1f}x" if x < 1000 else f"{x:,.0f}x"
-
-
-def short(b: Bench) -> str:
-    return b.label.replace(" [extra]", "")
-
-
-def table(benches: list[Bench]) -> str:
-    by_id = {b.id: b for b in benches}
-    rows = [
-        "| section | benchmark | ops/s | µs/op | ratio vs reference (ops/s ÷ ref ops/s) | spread |",
-        "|---|---|---:|---:|---|---:|",
-    ]
-    for b in benches:
-        label = b.label
-        if b.plain:
-            extra = (b.median_ns - by_id[b.plain].median_ns) / 1000
-            label += (
-                f" (+{extra:.3f} µs vs plain call)"
-                if extra < 10
-                else (f" (+{extra:.2f} µs vs plain call)")
-            )
-        ratios = (
-            "; ".join(
-                f"{fmt_ratio(by_id[r].median_ns / b.median_ns)} {short(by_id[r])}" for r in b.refs
-            )
-            or "(reference)"
-        )
-        rows.append(
-            f"| {b.section} | {label} | {fmt_ops(b.ops)} | {fmt_us(b.median_ns)} | {ratios} | "
-            f"{b.spread:.0%} |"
-        )
-    return "\n".join(rows)
+#: Peer comparisons the table shows without a target: (ours, theirs, what, peer).
+PEERS = (
+    ("b.cm.lru", "b.lru_cache", "sync decorator hit: LRUCache.cached vs lru_cache", "functools"),
+    (
+        "b.cm.ttl",
+        "b.ct.ttl",
+        "sync decorator hit: TTLCache.cached vs @cached(TTLCache)",
+        "cachetools",
+    ),
+    ("c.cm.lru", "c.cw", "async decorator hit: LRUCache.cached vs @cache mem://", "cashews"),
+    ("a.cm.sget", "a.ct.get", "get hit: SyncCache(memory) vs LRUCache c[k]", "cachetools"),
+    ("a.cm.aget", "a.aio.get", "get hit: Cache(memory) vs SimpleMemoryCache", "aiocache"),
+    ("a.cm.aget", "a.cw.get", "get hit: Cache(memory) vs mem://", "cashews"),
+    ("a.cm.aset", "a.aio.set", "set: Cache(memory) vs SimpleMemoryCache", "aiocache"),
+    ("a.cm.aset", "a.cw.set", "set: Cache(memory) vs mem://", "cashews"),
+)
 
 
 def targets(benches: list[Bench]) -> list[dict[str, Any]]:
@@ -581,76 +475,56 @@ def targets(benches: list[Bench]) -> list[dict[str, Any]]:
 
     cm, ct_, pl = by["b.cm.lru"], by["b.ct.lru"], by["b.plain"]
     ratio = cm.median_ns / ct_.median_ns
-    pr = paired(by, "b.cm.lru", "b.ct.lru")
+    pr = time_ratios(by, "b.cm.lru", "b.ct.lru")
     over_cm = (cm.median_ns - pl.median_ns) / 1000
     over_ct = (ct_.median_ns - pl.median_ns) / 1000
-    ok = ratio <= 1.5
-    out.append(
-        {
-            "target": 1,
-            "verdict": "PASS" if ok else "FAIL",
-            "value": ratio,
-            "limit": "<= 1.5",
-            "paired_min": min(pr),
-            "paired_max": max(pr),
-            "text": (
-                f"TARGET 1 {'PASS' if ok else 'FAIL'}: sync hit, cachemesh LRUCache.cached "
-                f"{fmt_us(cm.median_ns)} µs/hit vs cachetools @cached(LRUCache) "
-                f"{fmt_us(ct_.median_ns)} µs/hit = {ratio:.2f}x the time per hit (limit ≤ 1.50x; "
-                f"per-repeat {min(pr):.2f}-{max(pr):.2f}x). Overhead over a plain call "
-                f"({fmt_us(pl.median_ns)} µs): cachemesh +{over_cm:.3f} µs, cachetools "
-                f"+{over_ct:.3f} µs ({over_cm / over_ct:.2f}x the overhead)."
-            ),
-        }
+    t = comparison(
+        "1",
+        "sync decorator hit: LRUCache.cached vs @cached(LRUCache)",
+        "cachetools",
+        "time_ratio",
+        ratio,
+        limit=1.5,
+        per_repeat=pr,
     )
+    t["text"] = (
+        f"TARGET 1 {t['verdict']}: sync hit, cachemesh LRUCache.cached "
+        f"{fmt_us(cm.median_ns)} µs/hit vs cachetools @cached(LRUCache) "
+        f"{fmt_us(ct_.median_ns)} µs/hit = {ratio:.2f}x the time per hit (limit ≤ 1.50x; "
+        f"per-repeat {min(pr):.2f}-{max(pr):.2f}x). Overhead over a plain call "
+        f"({fmt_us(pl.median_ns)} µs): cachemesh +{over_cm:.3f} µs, cachetools "
+        f"+{over_ct:.3f} µs ({over_cm / over_ct:.2f}x the overhead)."
+    )
+    out.append(t)
 
     cm, aio = by["c.cm.lru"], by["c.aio"]
     ratio = aio.median_ns / cm.median_ns
-    pr = [1 / x for x in paired(by, "c.cm.lru", "c.aio")]
-    ok = ratio >= 20
-    out.append(
-        {
-            "target": 2,
-            "verdict": "PASS" if ok else "FAIL",
-            "value": ratio,
-            "limit": ">= 20",
-            "paired_min": min(pr),
-            "paired_max": max(pr),
-            "text": (
-                f"TARGET 2 {'PASS' if ok else 'FAIL'}: async hit, cachemesh LRUCache.cached on an "
-                f"async def {fmt_ops(cm.ops)} hits/s vs aiocache @cached(Cache.MEMORY) "
-                f"{fmt_ops(aio.ops)} hits/s = {ratio:.1f}x (need ≥ 20x; per-repeat "
-                f"{min(pr):.1f}-{max(pr):.1f}x)."
-            ),
-        }
+    pr = speed_ratios(by, "c.cm.lru", "c.aio")
+    t = comparison(
+        "2",
+        "async decorator hit: LRUCache.cached vs @cached(Cache.MEMORY)",
+        "aiocache",
+        "speed_ratio",
+        ratio,
+        limit=20,
+        per_repeat=pr,
     )
-    return out
+    t["text"] = (
+        f"TARGET 2 {t['verdict']}: async hit, cachemesh LRUCache.cached on an "
+        f"async def {cm.ops:,.0f} hits/s vs aiocache @cached(Cache.MEMORY) "
+        f"{aio.ops:,.0f} hits/s = {ratio:.1f}x (need ≥ 20x; per-repeat "
+        f"{min(pr):.1f}-{max(pr):.1f}x)."
+    )
+    out.append(t)
+    return out + peer_comparisons(benches, PEERS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=5, help="repeats per benchmark (median)")
-    parser.add_argument("--quick", action="store_true", help="a tenth of the iterations")
-    parser.add_argument("--json", metavar="PATH", help="write the raw samples and medians here")
-    parser.add_argument(
-        "--slices", type=int, default=10, help="interleaved slices per sample (default 10)"
-    )
-    args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be >= 1")
-    if args.slices < 1:
-        parser.error("--slices must be >= 1")
+    args = harness.parse(harness.parser(__doc__), argv)
     div = 10 if args.quick else 1
 
-    env = environment()
-    print("# cachemesh in-process benchmark (bench/bench_memory.py)\n")
-    print(f"- date: {env['date']}")
-    print(
-        f"- python: {env['python']} on {env['platform']}, {env['cpus']} CPUs, "
-        f"load average at start {env['loadavg_start']}"
-    )
-    print(f"- cachemesh checkout: {env['git']}")
-    print("- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
+    env = bench_env.environment(PACKAGES)
+    print_header("cachemesh in-process benchmark", "bench_memory.py", env)
     print(
         f"- repeats: {args.repeat} (median reported), operations per sample: "
         f"{N_TINY // div:,} / {N_FAST // div:,} / {N_MID // div:,} / {N_SLOW // div:,} "
@@ -666,54 +540,33 @@ def main(argv: list[str] | None = None) -> int:
         closers = info.pop("_closers")
         print(f"- {info['cachemesh SyncCache']}, strategy {info['cachemesh strategy']}\n")
         sys.stdout.flush()
-        run_all(benches, args.repeat, div, args.slices, loop)
+        run_interleaved(benches, args.repeat, args.slices, div=div, loop=loop)
         loop.run_until_complete(closers["a_cache"].close())
         loop.run_until_complete(closers["aio_mem"].close())
         loop.run_until_complete(closers["cashews"].close())
     finally:
         loop.close()
-    env["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-
-    print(table(benches))
-    print(
-        f"\nspread = (max - min) / median over the {args.repeat} repeats; load average at end "
-        f"{env['loadavg_end']}.\n"
+    found = targets(benches)
+    by = {b.id: b for b in benches}
+    harness.finish(
+        env,
+        args,
+        ref_table(benches),
+        found,
+        results=[
+            harness.result(
+                b,
+                div,
+                args.slices,
+                plus_us_vs_plain=(b.median_ns - by[b.plain].median_ns) / 1000 if b.plain else None,
+                ratios_vs_ref={r: by[r].median_ns / b.median_ns for r in b.refs},
+            )
+            for b in benches
+        ],
+        comparisons=found,
     )
-    verdicts = targets(benches)
-    for t in verdicts:
-        print(t["text"])
-
-    if args.json:
-        by = {b.id: b for b in benches}
-        data = {
-            "environment": env,
-            "repeat": args.repeat,
-            "quick": args.quick,
-            "results": [
-                {
-                    "id": b.id,
-                    "section": b.section,
-                    "benchmark": b.label,
-                    "iterations_per_sample": per_slice(b, div, args.slices) * args.slices,
-                    "async": b.is_async,
-                    "ns_per_op_samples": b.samples,
-                    "median_ns_per_op": b.median_ns,
-                    "median_us_per_op": b.median_ns / 1000,
-                    "ops_per_s": b.ops,
-                    "spread": b.spread,
-                    "plus_us_vs_plain": (
-                        (b.median_ns - by[b.plain].median_ns) / 1000 if b.plain else None
-                    ),
-                    "ratios_vs_ref": {r: by[r].median_ns / b.median_ns for r in b.refs},
-                }
-                for b in benches
-            ],
-            "targets": verdicts,
-        }
-        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
-        print(f"\nraw medians written to {args.json}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run_main(main)

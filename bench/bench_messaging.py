@@ -42,13 +42,8 @@ Method
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import gc
-import json
-import os
-import signal
 import statistics
 import sys
 import threading
@@ -56,10 +51,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import bench_env
+import harness
+from harness import comparison, print_header
+from private_redis import RedisServer
 
 PACKAGES = [
     "cachemesh",
@@ -329,6 +326,9 @@ def run(contenders: list[Contender], messages: int, repeat: int, slices: int) ->
         print(f"  sample {r + 1}/{repeat} done", file=sys.stderr, flush=True)
 
 
+PHASES = {"publish": "publish", "consume": "consume", "both": "publish + consume"}
+
+
 def comparisons(contenders: list[Contender]) -> list[dict[str, Any]]:
     """cachemesh ÷ kombu per broker and phase: the median of the per-sample ratios."""
     out = []
@@ -341,30 +341,31 @@ def comparisons(contenders: list[Contender]) -> list[dict[str, Any]]:
             ours = by.get(f"{broker}.cm.{flavour}")
             if ours is None:
                 continue
-            for phase in ("publish", "consume", "both"):
+            for phase, what in PHASES.items():
                 ratios = [
                     ours.rate(phase, a) / ref.rate(phase, b)
                     for a, b in zip(ours.samples, ref.samples, strict=True)
                 ]
                 value = statistics.median(ratios)
-                what = {"publish": "publish", "consume": "consume", "both": "publish + consume"}
                 out.append(
-                    {
-                        "id": f"{ours.id}.{phase}",
-                        "broker": broker,
-                        "phase": phase,
-                        "cachemesh": ours.id,
-                        "reference": ref.id,
-                        "value": value,
-                        "paired_min": min(ratios),
-                        "paired_max": max(ratios),
-                        "text": (
-                            f"{broker} {what[phase]}: {ours.label} "
+                    comparison(
+                        f"{ours.id}.{phase}",
+                        f"{broker} {phase}: {ours.label}",
+                        "kombu",
+                        "speed_ratio",
+                        value,
+                        per_repeat=ratios,
+                        broker=broker,
+                        phase=phase,
+                        cachemesh=ours.id,
+                        reference=ref.id,
+                        text=(
+                            f"{broker} {what}: {ours.label} "
                             f"{ours.median_rate(phase):,.0f} msgs/s vs {ref.label} "
                             f"{ref.median_rate(phase):,.0f} msgs/s = {value:.2f}x (per-sample "
                             f"{min(ratios):.2f}-{max(ratios):.2f}x)"
                         ),
-                    }
+                    )
                 )
     return out
 
@@ -386,32 +387,21 @@ def table(contenders: list[Contender]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=5, help="samples per contender (median)")
-    parser.add_argument("--quick", action="store_true", help="a tenth of the messages, 3 samples")
-    parser.add_argument("--json", metavar="PATH", help="write the samples and ratios here")
+    parser = harness.parser(__doc__, slices=5, quick="a tenth of the messages, 3 samples")
     parser.add_argument(
         "--messages", type=int, default=1000, help="messages per contender per sample"
     )
-    parser.add_argument("--slices", type=int, default=5, help="interleaved slices per sample")
     parser.add_argument("--no-redis", action="store_true", help="leave out the Redis rows")
     parser.add_argument("--no-amqp", action="store_true", help="leave out the RabbitMQ rows")
-    args = parser.parse_args(argv)
-    if args.repeat < 1 or args.slices < 1 or args.messages < args.slices:
-        parser.error("--repeat and --slices must be >= 1, and --messages >= --slices")
+    args = harness.parse(parser, argv)
+    if args.messages < args.slices:
+        parser.error("--messages must be >= --slices")
     if args.quick:
         args.messages = max(args.slices, args.messages // 10)
         args.repeat = min(args.repeat, 3)
 
     env = bench_env.environment(PACKAGES)
-    print("# cachemesh messaging benchmark (bench/bench_messaging.py)\n")
-    print(f"- date: {env['date']}")
-    print(
-        f"- python: {env['python']} on {env['platform']}, {env['cpus']} CPUs, "
-        f"load average at start {env['loadavg_start']}"
-    )
-    print(f"- cachemesh checkout: {env['git']}")
-    print("- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
+    print_header("cachemesh messaging benchmark", "bench_messaging.py", env)
     print(
         f"- {args.repeat} samples of {args.messages:,} messages per contender, in "
         f"{args.slices} interleaved slices{' [--quick]' if args.quick else ''}"
@@ -435,8 +425,6 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     try:
         if not args.no_redis:
-            from bench_redis import RedisServer
-
             server = RedisServer(cpu=None)
             server.start()
             env["redis_server"] = server.version
@@ -473,53 +461,35 @@ def main(argv: list[str] | None = None) -> int:
         loop.close()
         if server is not None:
             server.stop()
-    env["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-
-    print(table(contenders))
-    print(
-        f"\nmsgs/s = the median over the {args.repeat} samples; spread = (max - min) / median; "
-        f"load average at end {env['loadavg_end']}.\n"
-    )
     found = comparisons(contenders)
-    for comp in found:
-        print(comp["text"])
-    if args.json:
-        data = {
-            "environment": env,
-            "repeat": args.repeat,
-            "slices": args.slices,
-            "messages": args.messages,
-            "quick": args.quick,
-            "skipped": skipped,
-            "results": [
-                {
-                    "id": c.id,
-                    "broker": c.broker,
-                    "benchmark": c.label,
-                    "samples": [
-                        {"publish_ns": p, "consume_ns": q, "messages": n} for p, q, n in c.samples
-                    ],
-                    "publish_msgs_per_s": c.median_rate("publish"),
-                    "consume_msgs_per_s": c.median_rate("consume"),
-                    "both_msgs_per_s": c.median_rate("both"),
-                }
-                for c in contenders
-            ],
-            "comparisons": found,
-            "targets": [],
-        }
-        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
-        print(f"\nraw samples written to {args.json}")
+    harness.finish(
+        env,
+        args,
+        table(contenders),
+        found,
+        legend=f"msgs/s = the median over the {args.repeat} samples; ",
+        messages=args.messages,
+        skipped=skipped,
+        results=[
+            {
+                "id": c.id,
+                "broker": c.broker,
+                "benchmark": c.label,
+                "samples": [
+                    {"publish_ns": p, "consume_ns": q, "messages": n} for p, q, n in c.samples
+                ],
+                "publish_msgs_per_s": c.median_rate("publish"),
+                "consume_msgs_per_s": c.median_rate("consume"),
+                "both_msgs_per_s": c.median_rate("both"),
+            }
+            for c in contenders
+        ],
+        # The table shows the two phases; publish + consume stays in the report and here.
+        comparisons=[c for c in found if c["phase"] != "both"],
+        both=[c for c in found if c["phase"] == "both"],
+    )
     return 0
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # so that `finally` deletes the queues and stops redis-server
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _interrupt)
-    with contextlib.suppress(KeyboardInterrupt):
-        sys.exit(main())
-    print("interrupted; queues deleted, redis-server stopped", file=sys.stderr)
-    sys.exit(130)
+    harness.run_main(main, "queues deleted, redis-server stopped")

@@ -29,24 +29,19 @@ Method
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import gc
 import itertools
-import json
-import os
-import signal
 import statistics
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import bench_env
+import harness
+from harness import Bench, Timer, comparison, fmt_us, print_header, run_interleaved
+from private_redis import RedisServer, add_pin_options, chosen_cpu, pin_self
 
 perf_counter_ns = time.perf_counter_ns
 _repeat = itertools.repeat
@@ -64,8 +59,6 @@ N_DECORATED = 20_000  # ~1.5 µs per decorated hit
 N_REDIS = 4_000  # ~30-80 µs per round trip
 
 PACKAGES = ["cachemesh", "cachemesh-redis-backend", "redis", "hiredis", "orjson", "pydantic"]
-
-Timer = Callable[[int], Any]
 
 
 def loop_get(get: Callable[[str], Any], keys: list[str] | None) -> Timer:
@@ -123,26 +116,6 @@ def loop_call(fn: Callable[[int], Any]) -> Timer:
     return run
 
 
-@dataclass
-class Bench:
-    id: str
-    section: str
-    label: str
-    run: Timer
-    n: int
-    is_async: bool = False
-    plain: str | None = None  # the id of the same operation without metrics
-    samples: list[float] = field(default_factory=list)
-
-    @property
-    def median_ns(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def spread(self) -> float:
-        return (max(self.samples) - min(self.samples)) / self.median_ns
-
-
 def overheads(by: dict[str, Bench], b: Bench) -> list[float]:
     """Per-repeat overhead of `b` over its plain row (same repeat, side by side)."""
     assert b.plain is not None
@@ -175,7 +148,10 @@ def build(loop: asyncio.AbstractEventLoop, redis_port: int | None) -> tuple[list
         every: bool,
     ) -> None:
         is_async = kind == "async"
-        variants = [("plain", False, None), ("metrics", True, None)]
+        variants: list[tuple[str, bool, CacheMetrics | None]] = [
+            ("plain", False, None),
+            ("metrics", True, None),
+        ]
         if every:
             variants.append(("every", True, CacheMetrics("every", sample_every=1)))
         caches = {}
@@ -255,46 +231,6 @@ def build(loop: asyncio.AbstractEventLoop, redis_port: int | None) -> tuple[list
     return benches, closers
 
 
-def per_slice(b: Bench, div: int, slices: int) -> int:
-    return max(b.n // div // slices, 10)
-
-
-def run_all(
-    benches: list[Bench], repeat: int, div: int, slices: int, loop: asyncio.AbstractEventLoop
-) -> None:
-    """Warm up, then `repeat` samples of each benchmark, sliced and interleaved (ABBA)."""
-
-    def timed(b: Bench, n: int) -> int:
-        return loop.run_until_complete(b.run(n)) if b.is_async else b.run(n)  # type: ignore[no-any-return]
-
-    gc.collect()
-    gc.disable()
-    try:
-        for b in benches:
-            timed(b, per_slice(b, div, slices))
-    finally:
-        gc.enable()
-    for r in range(repeat):
-        t0 = time.perf_counter()
-        total = dict.fromkeys((b.id for b in benches), 0)
-        for i in range(slices):
-            gc.collect()
-            gc.disable()
-            try:
-                for b in benches if i % 2 == 0 else reversed(benches):
-                    total[b.id] += timed(b, per_slice(b, div, slices))
-            finally:
-                gc.enable()
-        for b in benches:
-            b.samples.append(total[b.id] / (per_slice(b, div, slices) * slices))
-        print(f"  repeat {r + 1}/{repeat} done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-
-
-def fmt_us(ns: float) -> str:
-    us = ns / 1000
-    return f"{us:.3f}" if us < 10 else f"{us:.2f}"
-
-
 def table(benches: list[Bench]) -> str:
     by = {b.id: b for b in benches}
     rows = [
@@ -325,60 +261,45 @@ def targets(benches: list[Bench]) -> list[dict[str, Any]]:
     for b in benches:
         if not b.plain or b.id.endswith(".every"):
             continue
-        over = statistics.median(overheads(by, b))
-        ok = over <= TARGET
-        out.append(
-            {
-                "id": b.id,
-                "verdict": "PASS" if ok else "FAIL",
-                "overhead": over,
-                "limit": TARGET,
-                "text": (
-                    f"TARGET {'PASS' if ok else 'FAIL'}: {b.label}: {over:+.1%} vs "
-                    f"{by[b.plain].label} ({fmt_us(b.median_ns)} vs "
-                    f"{fmt_us(by[b.plain].median_ns)} µs/op; limit +{TARGET:.0%})"
-                ),
-            }
+        per_repeat = overheads(by, b)
+        over = statistics.median(per_repeat)
+        t = comparison(
+            b.id,
+            b.label,
+            "the same cache without metrics",
+            "overhead",
+            over,
+            limit=TARGET,
+            per_repeat=per_repeat,
         )
+        t["text"] = (
+            f"TARGET {t['verdict']}: {b.label}: {over:+.1%} vs "
+            f"{by[b.plain].label} ({fmt_us(b.median_ns)} vs "
+            f"{fmt_us(by[b.plain].median_ns)} µs/op; limit +{TARGET:.0%})"
+        )
+        out.append(t)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=7, help="repeats per benchmark (median)")
-    parser.add_argument("--quick", action="store_true", help="a tenth of the iterations")
-    parser.add_argument("--json", metavar="PATH", help="write the raw samples and medians here")
-    parser.add_argument("--slices", type=int, default=10, help="interleaved slices per sample")
+    parser = harness.parser(__doc__, repeat=7)
     parser.add_argument("--no-redis", action="store_true", help="memory rows only")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
-    args = parser.parse_args(argv)
-    if args.repeat < 1 or args.slices < 1:
-        parser.error("--repeat and --slices must be >= 1")
+    add_pin_options(parser, cpu_option=False)
+    args = harness.parse(parser, argv)
     div = 10 if args.quick else 1
 
     env = bench_env.environment(PACKAGES)
     server = None
-    cpu = None if args.no_pin else sorted(os.sched_getaffinity(0))[-1]
+    cpu = chosen_cpu(parser, args)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         if cpu is not None:
-            from bench_redis import pin_self
-
             pin_self(cpu)
         if not args.no_redis:
-            from bench_redis import RedisServer
-
             server = RedisServer(cpu)
             server.start()
-        print("# cachemesh metrics overhead benchmark (bench/bench_metrics.py)\n")
-        print(f"- date: {env['date']}")
-        print(
-            f"- python: {env['python']} on {env['platform']}, {env['cpus']} CPUs, "
-            f"load average at start {env['loadavg_start']}"
-        )
-        print(f"- cachemesh checkout: {env['git']}")
-        print("- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
+        print_header("cachemesh metrics overhead benchmark", "bench_metrics.py", env)
         if server is not None:
             print(f"- redis-server {server.version} started by this script on port {server.port}")
         print(f"- CPU pinning: {'CPU ' + str(cpu) if cpu is not None else 'none (--no-pin)'}")
@@ -389,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         sys.stdout.flush()
         benches, closers = build(loop, server.port if server else None)
-        run_all(benches, args.repeat, div, args.slices, loop)
+        run_interleaved(benches, args.repeat, args.slices, div=div, loop=loop, abba=True)
         for cache in closers:
             result = cache.close()
             if asyncio.iscoroutine(result):
@@ -398,45 +319,17 @@ def main(argv: list[str] | None = None) -> int:
         loop.close()
         if server is not None:
             server.stop()
-    env["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-
-    print(table(benches))
-    print(
-        f"\nspread = (max - min) / median over the {args.repeat} repeats; load average at end "
-        f"{env['loadavg_end']}.\n"
+    found = targets(benches)
+    harness.finish(
+        env,
+        args,
+        table(benches),
+        found,
+        results=[harness.result(b, div, args.slices, plain=b.plain) for b in benches],
+        comparisons=found,
     )
-    verdicts = targets(benches)
-    for t in verdicts:
-        print(t["text"])
-    if args.json:
-        data = {
-            "environment": env,
-            "repeat": args.repeat,
-            "quick": args.quick,
-            "results": [
-                {
-                    "id": b.id,
-                    "benchmark": b.label,
-                    "ns_per_op_samples": b.samples,
-                    "median_ns_per_op": b.median_ns,
-                    "plain": b.plain,
-                }
-                for b in benches
-            ],
-            "targets": verdicts,
-        }
-        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
-        print(f"\nraw samples written to {args.json}")
     return 0
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # so that `finally` stops redis-server on SIGTERM too
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _interrupt)
-    with contextlib.suppress(KeyboardInterrupt):
-        sys.exit(main())
-    print("interrupted; redis-server stopped", file=sys.stderr)
-    sys.exit(130)
+    harness.run_main(main, "redis-server stopped")

@@ -9,7 +9,7 @@ itself (never the shared one at 127.0.0.1:6379), so the figures compare as ratio
 
 Method
 - A private ``redis-server`` (no persistence) on a free loopback port, started and stopped
-  by pid with bench_redis.py's helper; by default it and this process are pinned with
+  by pid (private_redis.py); by default it and this process are pinned with
   ``taskset`` to one CPU (``--no-pin`` turns that off), as bench_redis.py does.
 - Every row is a loop of N sequential operations timed with ``time.perf_counter_ns``, over
   keys ``user:0`` .. ``user:999`` (all stored before timing), value ``{"name": "John",
@@ -22,9 +22,9 @@ Method
   L1 holds 100 entries, so cycling over 1000 keys misses L1 every time (GET + PTTL in one
   round trip, then the refill); and ``redis`` alone. Section C times ``set``: on
   multi-level, SET and PUBLISH in one round trip, then the L1 write.
-- Samples are interleaved (bench_memory.py's ``run_all``): each of ``--repeat`` samples is
-  cut into ``--slices`` slices, slice 1 of every row, then slice 2 ... ; the report gives the
-  median sample; the garbage collector is off while a loop runs.
+- Samples are interleaved (harness.run_interleaved, as in bench_memory.py): each of
+  ``--repeat`` samples is cut into ``--slices`` slices, slice 1 of every row, then slice
+  2 ... ; the report gives the median sample; the garbage collector is off while a loop runs.
 - Targets (issue 7: "L1 hit <= 1.2x memory-only"), sync and async, each an L1 hit against
   the memory backend doing the same work for the caller:
   ``l1_values = "objects"`` and ``"copies"`` against memory as it comes (strategy none: a
@@ -36,21 +36,26 @@ Method
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
-import json
-import os
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import bench_env
-from bench_memory import Bench, fmt_us, paired, per_slice, run_all, table
-from bench_redis import RedisServer, pin_self
+import harness
+from harness import (
+    Bench,
+    comparison,
+    fmt_us,
+    print_header,
+    ref_table,
+    run_interleaved,
+    time_ratios,
+)
+from private_redis import RedisServer, add_pin_options, chosen_cpu, pin_self
 
 perf_counter_ns = time.perf_counter_ns
 _cycle, _islice = itertools.cycle, itertools.islice
@@ -245,64 +250,51 @@ PAIRS = (
 
 def targets(benches: list[Bench]) -> list[dict[str, Any]]:
     by = {b.id: b for b in benches}
-    out = []
+    out: list[dict[str, Any]] = []
     for prefix, what in (("a", "sync"), ("b", "async")):
         for ml_id, mem_id, mem_label in PAIRS:
             ml, mem = by[f"{prefix}.{ml_id}"], by[f"{prefix}.{mem_id}"]
             red, plain = by[f"{prefix}.redis"], by[f"{prefix}.mem.obj"]
             ratio = ml.median_ns / mem.median_ns
-            pr = paired(by, ml.id, mem.id)
-            ok = ratio <= TARGET
+            pr = time_ratios(by, ml.id, mem.id)
             n = len(out) + 1
-            out.append(
-                {
-                    "target": n,
-                    "row": ml.id,
-                    "against": mem.id,
-                    "verdict": "PASS" if ok else "FAIL",
-                    "value": ratio,
-                    "limit": f"<= {TARGET}",
-                    "paired_min": min(pr),
-                    "paired_max": max(pr),
-                    "speedup_vs_redis": red.median_ns / ml.median_ns,
-                    "vs_memory_as_it_comes": ml.median_ns / plain.median_ns,
-                    "text": (
-                        f"TARGET {n} {'PASS' if ok else 'FAIL'}: {what} {LABELS[ml_id]} "
-                        f"{fmt_us(ml.median_ns)} µs vs {mem_label} {fmt_us(mem.median_ns)} µs = "
-                        f"{ratio:.2f}x the time per hit (limit ≤ {TARGET:.2f}x; per-repeat "
-                        f"{min(pr):.2f}-{max(pr):.2f}x); "
-                        + (
-                            ""
-                            if mem is plain
-                            else f"{ml.median_ns / plain.median_ns:.2f}x memory as it comes "
-                            f"(a dict, {fmt_us(plain.median_ns)} µs); "
-                        )
-                        + f"{red.median_ns / ml.median_ns:.0f}x faster than redis alone "
-                        f"({fmt_us(red.median_ns)} µs)."
-                    ),
-                }
+            t = comparison(
+                str(n),
+                f"{what} {LABELS[ml_id]}",
+                f"cachemesh {LABELS[mem_id]}",
+                "time_ratio",
+                ratio,
+                limit=TARGET,
+                per_repeat=pr,
+                row=ml.id,
+                against=mem.id,
+                speedup_vs_redis=red.median_ns / ml.median_ns,
+                vs_memory_as_it_comes=ml.median_ns / plain.median_ns,
             )
+            t["text"] = (
+                f"TARGET {n} {t['verdict']}: {what} {LABELS[ml_id]} "
+                f"{fmt_us(ml.median_ns)} µs vs {mem_label} {fmt_us(mem.median_ns)} µs = "
+                f"{ratio:.2f}x the time per hit (limit ≤ {TARGET:.2f}x; per-repeat "
+                f"{min(pr):.2f}-{max(pr):.2f}x); "
+                + (
+                    ""
+                    if mem is plain
+                    else f"{ml.median_ns / plain.median_ns:.2f}x memory as it comes "
+                    f"(a dict, {fmt_us(plain.median_ns)} µs); "
+                )
+                + f"{red.median_ns / ml.median_ns:.0f}x faster than redis alone "
+                f"({fmt_us(red.median_ns)} µs)."
+            )
+            out.append(t)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=5, help="repeats per benchmark (median)")
-    parser.add_argument("--quick", action="store_true", help="a tenth of the iterations")
-    parser.add_argument("--json", metavar="PATH", help="write the raw samples and medians here")
-    parser.add_argument(
-        "--slices", type=int, default=10, help="interleaved slices per sample (default 10)"
-    )
-    parser.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
-    parser.add_argument("--cpu", type=int, default=None, help="the CPU to pin both to")
-    args = parser.parse_args(argv)
-    if args.repeat < 1 or args.slices < 1:
-        parser.error("--repeat and --slices must be >= 1")
+    parser = harness.parser(__doc__)
+    add_pin_options(parser)
+    args = harness.parse(parser, argv)
     div = 10 if args.quick else 1
-    allowed = sorted(os.sched_getaffinity(0))
-    cpu = None if args.no_pin else (args.cpu if args.cpu is not None else allowed[-1])
-    if cpu is not None and cpu not in allowed:
-        parser.error(f"--cpu {cpu}: this process may only use CPUs {allowed}")
+    cpu = chosen_cpu(parser, args)
 
     env = bench_env.environment(PACKAGES)
     server = RedisServer(cpu)
@@ -314,14 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         server.start()
         env["redis_server"] = server.version
         env["pinning"] = f"CPU {cpu} (this process and redis-server)" if cpu is not None else "none"
-        print("# cachemesh multi-level benchmark (bench/bench_multilevel.py)\n")
-        print(f"- date: {env['date']}")
-        print(
-            f"- python: {env['python']} on {env['platform']}, {env['cpus']} CPUs, "
-            f"load average at start {env['loadavg_start']}"
-        )
-        print(f"- cachemesh checkout: {env['git']}")
-        print("- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
+        print_header("cachemesh multi-level benchmark", "bench_multilevel.py", env)
         print(
             f"- redis-server {server.version} on 127.0.0.1:{server.port}, pinning: {env['pinning']}"
         )
@@ -332,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         sys.stdout.flush()
         benches, closers = build(loop, server.port)
-        run_all(benches, args.repeat, div, args.slices, loop)
+        run_interleaved(benches, args.repeat, args.slices, div=div, loop=loop)
         for cache in closers:
             if asyncio.iscoroutinefunction(cache.close):
                 loop.run_until_complete(cache.close())
@@ -341,43 +326,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         loop.close()
         server.stop()
-    env["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-
-    print(table(benches))
-    print(
-        f"\nratio = the reference's µs/op ÷ this row's (> 1: this row is faster); spread = "
-        f"(max - min) / median over the {args.repeat} repeats; load average at end "
-        f"{env['loadavg_end']}.\n"
+    found = targets(benches)
+    harness.finish(
+        env,
+        args,
+        ref_table(benches),
+        found,
+        legend="ratio = the reference's µs/op ÷ this row's (> 1: this row is faster); ",
+        results=[harness.result(b, div, args.slices) for b in benches],
+        comparisons=found,
     )
-    verdicts = targets(benches)
-    for t in verdicts:
-        print(t["text"])
-    if args.json:
-        data = {
-            "environment": env,
-            "repeat": args.repeat,
-            "slices": args.slices,
-            "quick": args.quick,
-            "results": [
-                {
-                    "id": b.id,
-                    "section": b.section,
-                    "benchmark": b.label,
-                    "async": b.is_async,
-                    "iterations_per_sample": per_slice(b, div, args.slices) * args.slices,
-                    "ns_per_op_samples": b.samples,
-                    "median_us_per_op": b.median_ns / 1000,
-                    "ops_per_s": b.ops,
-                    "spread": b.spread,
-                }
-                for b in benches
-            ],
-            "targets": verdicts,
-        }
-        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
-        print(f"\nraw samples written to {args.json}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run_main(main, "redis-server stopped")

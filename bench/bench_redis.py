@@ -41,29 +41,29 @@ Method
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import gc
 import itertools
-import json
 import os
 import secrets
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import bench_env
+import harness
 from bench_env import REPO
+from harness import (
+    Bench,
+    comparison,
+    peer_comparisons,
+    print_header,
+    run_interleaved,
+    speed_ratios,
+)
+from private_redis import RedisServer, add_pin_options, chosen_cpu, pin_self
 
 perf_counter_ns = time.perf_counter_ns
 thread_time_ns = time.thread_time_ns
@@ -98,99 +98,6 @@ PACKAGES = [
     "pydantic",
     "pluggy",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# The private redis-server
-# --------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    """A redis-server subprocess on a free loopback port, optionally pinned to one CPU."""
-
-    def __init__(self, cpu: int | None) -> None:
-        self.cpu = cpu
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="cachemesh-bench-redis-")
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.version = "unknown"
-
-    def start(self) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            raise SystemExit("redis-server is not on PATH; install it (apt-get install redis).")
-        cmd = [
-            exe,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--dir",
-            self.dir,
-            "--logfile",
-            os.path.join(self.dir, "redis.log"),
-        ]
-        if self.cpu is not None:
-            cmd = ["taskset", "-c", str(self.cpu), *cmd]
-        # A session of its own: Ctrl-C reaches only this script, which then stops the server.
-        self.proc = subprocess.Popen(cmd, start_new_session=True)
-        import redis
-
-        deadline = time.monotonic() + 10
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"redis-server exited with {self.proc.returncode}; see {self.dir}/redis.log"
-                )
-            try:
-                r = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
-                self.version = str(r.info("server")["redis_version"])
-                r.close()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def affinity(self) -> str:
-        if self.proc is None:
-            return "not started"
-        try:
-            return repr(sorted(os.sched_getaffinity(self.proc.pid)))
-        except OSError:
-            return "unknown"
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def pin_self(cpu: int) -> None:
-    """Pin this process (all its threads, and the threads it starts later) to `cpu`."""
-    subprocess.run(
-        ["taskset", "-a", "-p", "-c", str(cpu), str(os.getpid())],
-        check=True,
-        capture_output=True,
-    )
-    if os.sched_getaffinity(0) != {cpu}:
-        raise RuntimeError(f"taskset did not pin this process to CPU {cpu}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,35 +432,9 @@ def make_async_user_fn(calls: list[int]) -> Callable[[int], Any]:
 # --------------------------------------------------------------------------------------------
 # The benchmark list
 # --------------------------------------------------------------------------------------------
-@dataclass
-class Bench:
-    id: str
-    section: str
-    label: str
-    run: Timer
-    n: int
-    is_async: bool = False
-    ref: str | None = None  # id of the raw redis-py row this one is compared with
-    per_op: int = 1  # keys per operation (100 for get_many): the rate is per key
-    unit: str = "ops/s"
-    samples: list[float] = field(default_factory=list)  # wall ns per operation, per repeat
-    cpu_samples: list[float] = field(default_factory=list)  # this thread's CPU ns per op
-
-    @property
-    def median_ns(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def cpu_ns(self) -> float:
-        return statistics.median(self.cpu_samples)
-
-    @property
-    def rate(self) -> float:
-        return self.per_op * 1e9 / self.median_ns
-
-    @property
-    def spread(self) -> float:
-        return (max(self.samples) - min(self.samples)) / self.median_ns
+def ref_of(b: Bench) -> str | None:
+    """The raw redis-py row `b` is compared with (None: `b` is one)."""
+    return b.refs[0] if b.refs else None
 
 
 @dataclass
@@ -588,7 +469,7 @@ def _probe_locks(
         )
         return
     try:
-        sync_cls = cachemesh.SyncDistributedLock
+        sync_cls: Any = cachemesh.SyncDistributedLock
     except AttributeError:
         sync_cls = DistributedLock
 
@@ -627,19 +508,22 @@ def build(
     import orjson
     import redis
     import redis.asyncio
-    from aiocache import RedisCache
+    from aiocache import RedisCache  # type: ignore[import-untyped]
     from aiocache import cached as aio_cached
     from cachemesh import CacheConfig, RedisManager, SyncCache, cache_result
     from cashews import cache as cashews_cache
 
-    loads, dumps = orjson.loads, orjson.dumps
+    # Typed loosely: redis-py's replies are typed bytes | str | None.
+    loads: Callable[[Any], Any] = orjson.loads
+    dumps = orjson.dumps
     px = TTL_S * 1000
     host = "127.0.0.1"
     info: dict[str, Any] = {}
     benches: list[Bench] = []
     closers: list[Callable[[], Any]] = []
 
-    def add(*args: Any, **kwargs: Any) -> None:
+    def add(*args: Any, ref: str | None = None, **kwargs: Any) -> None:
+        kwargs["refs"] = (ref,) if ref else ()
         benches.append(Bench(*args, **kwargs))
 
     # ------------------------------------------------------------------ the contenders
@@ -795,7 +679,7 @@ def build(
 
     # ---------------------------------------------------------- C. get_many of 100 keys
     C = "C.get_many 100 keys"
-    kw = {"per_op": len(MANY), "unit": "keys/s"}
+    kw: dict[str, Any] = {"per_op": len(MANY), "unit": "keys/s"}
     add(
         "c.raw.sync",
         C,
@@ -906,7 +790,8 @@ def build(
         E = "E.layers"
         full = [s_cache.keys.key(k) for k in KEYS]  # the stored keys, built once
         full_many = full[: len(MANY)]
-        sb, ab = s_cache.backend, a_cache.backend
+        sb: Any = s_cache.backend  # RedisBackend: its clients are not on CacheBackend
+        ab: Any = a_cache.backend
         sclient = sb.client
 
         async def the_aclient() -> Any:
@@ -1156,58 +1041,8 @@ def build(
     return benches, info
 
 
-# --------------------------------------------------------------------------------------------
-# Running
-# --------------------------------------------------------------------------------------------
-def per_slice(b: Bench, div: int, slices: int) -> int:
-    return max(b.n // div // slices, 5)
-
-
-def run_all(
-    benches: list[Bench], repeat: int, div: int, slices: int, loop: asyncio.AbstractEventLoop
-) -> None:
-    """Warm up every benchmark, then take `repeat` samples of each, sliced and interleaved.
-
-    One sample (repeat) of a benchmark is its ``n`` operations cut into `slices` slices; a
-    repeat runs slice 1 of every benchmark, then slice 2 of every benchmark, and so on, in
-    list order on even slices and in reverse order on odd ones (ABBA), so that no contender
-    always runs right after another or right after the collection between slices.
-    """
-
-    def timed(b: Bench, n: int) -> tuple[int, int]:
-        return loop.run_until_complete(b.run(n)) if b.is_async else b.run(n)  # type: ignore[no-any-return]
-
-    gc.collect()
-    gc.disable()
-    try:
-        for b in benches:  # warm-up: one slice each, not recorded
-            timed(b, per_slice(b, div, slices))
-    finally:
-        gc.enable()
-    for r in range(repeat):
-        t0 = time.perf_counter()
-        wall = dict.fromkeys((b.id for b in benches), 0)
-        cpu = dict.fromkeys((b.id for b in benches), 0)
-        for i in range(slices):
-            gc.collect()  # outside the timed loops
-            gc.disable()
-            try:
-                for b in benches if i % 2 == 0 else reversed(benches):
-                    w, c = timed(b, per_slice(b, div, slices))
-                    wall[b.id] += w
-                    cpu[b.id] += c
-            finally:
-                gc.enable()
-        for b in benches:
-            ops = per_slice(b, div, slices) * slices
-            b.samples.append(wall[b.id] / ops)
-            b.cpu_samples.append(cpu[b.id] / ops)
-        print(f"  repeat {r + 1}/{repeat} done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-
-
-def paired_speed(by: dict[str, Bench], a: str, ref: str) -> list[float]:
-    """Per-repeat speed ratios a / ref (both measured in the same interleaved repeat)."""
-    return [y / x for x, y in zip(by[a].samples, by[ref].samples, strict=True)]
+#: Rows of every slice: a few round trips per row at least, even with --quick.
+FLOOR = 5
 
 
 def ratio_vs_ref(by: dict[str, Bench], a: str, ref: str) -> float:
@@ -1218,7 +1053,7 @@ def ratio_vs_ref(by: dict[str, Bench], a: str, ref: str) -> float:
     absolute figures within one run reached 30-45%); a ratio of two medians could pair
     the fast repeats of one row with the slow repeats of the other.
     """
-    return statistics.median(paired_speed(by, a, ref))
+    return statistics.median(speed_ratios(by, a, ref))
 
 
 def extra_us(by: dict[str, Bench], a: str, ref: str) -> float:
@@ -1252,8 +1087,9 @@ def table(benches: list[Bench]) -> str:
         "|---|---|---|---:|---:|---:|---|---:|",
     ]
     for b in benches:
-        if b.ref:
-            ratio = f"{ratio_vs_ref(by, b.id, b.ref):.1%} ({extra_us(by, b.id, b.ref):+.2f} µs/op)"
+        ref = ref_of(b)
+        if ref:
+            ratio = f"{ratio_vs_ref(by, b.id, ref):.1%} ({extra_us(by, b.id, ref):+.2f} µs/op)"
         else:
             ratio = "(reference)"
         rows.append(
@@ -1261,6 +1097,22 @@ def table(benches: list[Bench]) -> str:
             f"| {fmt_us(b.cpu_ns)} | {ratio} | {b.spread:.0%} |"
         )
     return "\n".join(rows)
+
+
+#: Peer comparisons the table shows without a target: (ours, theirs, what, peer).
+PEERS = (
+    ("b.cm.get", "b.cw.get", "async get hit: Cache(redis) vs redis://", "cashews"),
+    ("b.cm.get", "b.aio.get", "async get hit: Cache(redis) vs RedisCache", "aiocache"),
+    ("b.cm.set", "b.cw.set", "async set: Cache(redis) vs redis://", "cashews"),
+    ("b.cm.set", "b.aio.set", "async set: Cache(redis) vs RedisCache", "aiocache"),
+    ("f.cm.async", "f.cw.async", "async decorator hit on Redis: cache_result vs @cache", "cashews"),
+    (
+        "f.cm.async",
+        "f.aio.async",
+        "async decorator hit on Redis: cache_result vs @cached",
+        "aiocache",
+    ),
+)
 
 
 def targets(benches: list[Bench], choice: LockChoice) -> list[dict[str, Any]]:
@@ -1286,30 +1138,28 @@ def targets(benches: list[Bench], choice: LockChoice) -> list[dict[str, Any]]:
     for name, cm_id, ref_id, need in spec:
         cm, ref = by[cm_id], by[ref_id]
         ratio = ratio_vs_ref(by, cm_id, ref_id)
-        pr = paired_speed(by, cm_id, ref_id)
-        ok = ratio >= need
-        verdict = "PASS" if ok else "FAIL"
-        out.append(
-            {
-                "target": name,
-                "verdict": verdict,
-                "cachemesh": cm_id,
-                "reference": ref_id,
-                "value": ratio,
-                "need": need,
-                "ratio_of_medians": cm.rate / ref.rate,
-                "paired_min": min(pr),
-                "paired_max": max(pr),
-                "text": (
-                    f"TARGET {name} {verdict}: {short(cm)} {fmt_rate(cm.rate)} {cm.unit} vs "
-                    f"{short(ref)} {fmt_rate(ref.rate)} {ref.unit}: {ratio:.1%} (need ≥ "
-                    f"{need:.0%}; median of the per-repeat ratios, which ranged "
-                    f"{min(pr):.1%} .. {max(pr):.1%}; ratio of the medians "
-                    f"{cm.rate / ref.rate:.1%})."
-                ),
-            }
+        pr = speed_ratios(by, cm_id, ref_id)
+        t = comparison(
+            name,
+            name,
+            "raw redis-py",
+            "speed_ratio",
+            ratio,
+            limit=need,
+            per_repeat=pr,
+            cachemesh=cm_id,
+            reference=ref_id,
+            ratio_of_medians=cm.rate / ref.rate,
         )
-    return out
+        t["text"] = (
+            f"TARGET {name} {t['verdict']}: {short(cm)} {fmt_rate(cm.rate)} {cm.unit} vs "
+            f"{short(ref)} {fmt_rate(ref.rate)} {ref.unit}: {ratio:.1%} (need ≥ "
+            f"{need:.0%}; median of the per-repeat ratios, which ranged "
+            f"{min(pr):.1%} .. {max(pr):.1%}; ratio of the medians "
+            f"{cm.rate / ref.rate:.1%})."
+        )
+        out.append(t)
+    return out + peer_comparisons(benches, PEERS)
 
 
 def short(b: Bench) -> str:
@@ -1317,37 +1167,17 @@ def short(b: Bench) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=5, help="repeats per benchmark (median)")
-    parser.add_argument("--quick", action="store_true", help="a tenth of the iterations")
-    parser.add_argument("--json", metavar="PATH", help="write the raw samples and medians here")
-    parser.add_argument(
-        "--slices", type=int, default=20, help="interleaved slices per sample (default 20)"
-    )
-    parser.add_argument(
-        "--no-pin", action="store_true", help="do not pin this process and redis-server"
-    )
+    parser = harness.parser(__doc__, slices=20)
+    add_pin_options(parser)
     parser.add_argument(
         "--layers",
         action="store_true",
         help="also time the layers between raw redis-py and cachemesh (section E)",
     )
-    parser.add_argument(
-        "--cpu",
-        type=int,
-        default=None,
-        help="the CPU both are pinned to (default: the highest CPU this process may use)",
-    )
-    args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be >= 1")
-    if args.slices < 1:
-        parser.error("--slices must be >= 1")
+    args = harness.parse(parser, argv)
     div = 10 if args.quick else 1
     allowed = sorted(os.sched_getaffinity(0))
-    cpu = None if args.no_pin else (args.cpu if args.cpu is not None else allowed[-1])
-    if cpu is not None and cpu not in allowed:
-        parser.error(f"--cpu {cpu}: this process may only use CPUs {allowed}")
+    cpu = chosen_cpu(parser, args)
 
     env = environment()
     server = RedisServer(cpu)
@@ -1363,17 +1193,12 @@ def main(argv: list[str] | None = None) -> int:
             if cpu is not None
             else f"none (--no-pin): client may use CPUs {allowed}, server {server.affinity()}"
         )
-        print("# cachemesh Redis benchmark (bench/bench_redis.py)\n")
-        print(f"- date: {env['date']}")
-        print(
-            f"- python: {env['python']} on {env['platform']}, {env['cpus']} CPUs, "
-            f"load average at start {env['loadavg_start']}"
+        print_header(
+            "cachemesh Redis benchmark",
+            "bench_redis.py",
+            env,
+            f"; sha256 of core/cachemesh + plugins/redis-backend/src *.py: {env['source_digest']}",
         )
-        print(
-            f"- cachemesh checkout: {env['git']}; sha256 of core/cachemesh + "
-            f"plugins/redis-backend/src *.py: {env['source_digest']}"
-        )
-        print("- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
         print(
             f"- redis-server {server.version} started by this script on 127.0.0.1:{server.port} "
             "(--save '' --appendonly no)"
@@ -1402,7 +1227,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"- note: {note}")
         print()
         sys.stdout.flush()
-        run_all(benches, args.repeat, div, args.slices, loop)
+        run_interleaved(
+            benches, args.repeat, args.slices, div=div, loop=loop, abba=True, floor=FLOOR
+        )
         loop.run_until_complete(aclose())
         for close in closers:
             close()
@@ -1410,67 +1237,44 @@ def main(argv: list[str] | None = None) -> int:
         if loop is not None:
             loop.close()
         server.stop()
-    env["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-
-    print(table(benches))
-    print(
-        f"\nrate = ops/s, keys/s (get_many: 100 keys per call) or cycles/s; µs/op = µs per call; "
-        f"client CPU = this process's CPU time per call (user + system, both pinned to one CPU "
-        f"unless --no-pin); ratio = the median over the repeats of this row's rate ÷ the raw "
-        f"redis-py row's in the same repeat (in brackets, the median difference in µs per "
-        f"call); spread = (max - min) / median over the {args.repeat} "
-        f"repeats; load average at end {env['loadavg_end']}.\n"
+    found = targets(benches, choice)
+    by = {b.id: b for b in benches}
+    harness.finish(
+        env,
+        args,
+        table(benches),
+        found,
+        legend=(
+            "rate = ops/s, keys/s (get_many: 100 keys per call) or cycles/s; µs/op = µs per "
+            "call; client CPU = this process's CPU time per call (user + system, both pinned "
+            "to one CPU unless --no-pin); ratio = the median over the repeats of this row's "
+            "rate ÷ the raw redis-py row's in the same repeat (in brackets, the median "
+            "difference in µs per call); "
+        ),
+        layers=args.layers,
+        contenders=info,
+        lock_rows={"sync": choice.sync, "async": choice.async_, "notes": choice.notes},
+        results=[
+            harness.result(
+                b,
+                div,
+                args.slices,
+                FLOOR,
+                unit=b.unit,
+                keys_per_op=b.per_op,
+                cpu_ns_per_op_samples=b.cpu_samples,
+                median_cpu_us_per_op=b.cpu_ns / 1000,
+                rate=b.rate,
+                reference=(ref := ref_of(b)),
+                ratio_vs_reference=ratio_vs_ref(by, b.id, ref) if ref else None,
+                ratio_of_medians=(b.rate / by[ref].rate) if ref else None,
+            )
+            for b in benches
+        ],
+        comparisons=found,
     )
-    verdicts = targets(benches, choice)
-    for t in verdicts:
-        print(t["text"])
-
-    if args.json:
-        by = {b.id: b for b in benches}
-        data = {
-            "environment": env,
-            "repeat": args.repeat,
-            "slices": args.slices,
-            "quick": args.quick,
-            "layers": args.layers,
-            "contenders": info,
-            "lock_rows": {"sync": choice.sync, "async": choice.async_, "notes": choice.notes},
-            "results": [
-                {
-                    "id": b.id,
-                    "section": b.section,
-                    "benchmark": b.label,
-                    "unit": b.unit,
-                    "keys_per_op": b.per_op,
-                    "iterations_per_sample": per_slice(b, div, args.slices) * args.slices,
-                    "async": b.is_async,
-                    "ns_per_op_samples": b.samples,
-                    "cpu_ns_per_op_samples": b.cpu_samples,
-                    "median_cpu_us_per_op": b.cpu_ns / 1000,
-                    "median_ns_per_op": b.median_ns,
-                    "median_us_per_op": b.median_ns / 1000,
-                    "rate": b.rate,
-                    "spread": b.spread,
-                    "reference": b.ref,
-                    "ratio_vs_reference": ratio_vs_ref(by, b.id, b.ref) if b.ref else None,
-                    "ratio_of_medians": (b.rate / by[b.ref].rate) if b.ref else None,
-                }
-                for b in benches
-            ],
-            "targets": verdicts,
-        }
-        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
-        print(f"\nraw medians written to {args.json}")
     return 0
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # so that `finally` stops redis-server on SIGTERM too
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _interrupt)
-    with contextlib.suppress(KeyboardInterrupt):
-        sys.exit(main())
-    print("interrupted; redis-server stopped", file=sys.stderr)
-    sys.exit(130)
+    harness.run_main(main, "redis-server stopped")

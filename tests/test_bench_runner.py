@@ -355,9 +355,63 @@ def test_only_checks_the_names(bench: Any) -> None:
         run_all.select("memory,nope")
 
 
-def test_every_benchmark_exists_takes_json_and_has_a_reader(bench: Any) -> None:
+def test_every_benchmark_exists_and_takes_json_and_quick(bench: Any) -> None:
+    run_all, _ = bench
+    for spec in run_all.BENCHMARKS:
+        proc = subprocess.run(
+            [sys.executable, str(BENCH / spec.script), "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+        assert proc.returncode == 0, (spec.script, proc.stderr)
+        assert "--json" in proc.stdout and "--quick" in proc.stdout, spec.script
+
+
+def test_recorded_files_of_every_benchmark_have_a_reader(bench: Any) -> None:
     run_all, report = bench
     for spec in run_all.BENCHMARKS:
-        source = (BENCH / spec.script).read_text()
-        assert '"--json"' in source and '"--quick"' in source, spec.script
-        assert spec.name in report.ADAPTERS, spec.name
+        assert spec.name in report.ADAPTERS, spec.name  # bench/results/ holds such files
+
+
+def comparison(kind: str, value: float | None, limit: float | None, **kw: Any) -> dict[str, Any]:
+    verdict = None if limit is None else kw.pop("verdict", "PASS")
+    return {
+        "name": "n",
+        "comparison": f"a {kind}",
+        "vs": "peer",
+        "value": value,
+        "limit": limit,
+        "kind": kind,
+        "per_repeat": kw.pop("per_repeat", []),
+        "verdict": verdict,
+        "text": "",
+        **kw,
+    }
+
+
+def test_the_one_shape_is_put_in_speed_terms(bench: Any) -> None:
+    _, report = bench
+    data = {
+        "schema": 2,
+        "comparisons": [
+            comparison("speed_ratio", 4.0, 2.0, per_repeat=[3.0, 5.0]),
+            comparison("time_ratio", 1.25, 1.5, per_repeat=[1.0, 2.0]),
+            comparison("overhead", 0.25, 0.1, verdict="FAIL", per_repeat=[0.0, 0.25]),
+            comparison("size", 1.0000002, 1.01),
+            comparison("speed_ratio", 0.5, None),
+            comparison("speed_ratio", None, None, note="not in this run's JSON: x.y"),
+        ],
+    }
+    rows = report.rows_of([{"name": "any", "status": "ok", "data": data}])
+    speed, time, over, size, peer, gone = rows
+    assert (speed.ratio, speed.target, speed.low, speed.high) == (4.0, 2.0, 3.0, 5.0)
+    assert speed.verdict == report.PASS
+    assert time.ratio == pytest.approx(0.8) and time.target == pytest.approx(1 / 1.5)
+    assert (time.low, time.high) == (pytest.approx(0.5), pytest.approx(1.0))
+    assert over.ratio == pytest.approx(0.8) and over.target == pytest.approx(1 / 1.1)
+    assert over.verdict == report.MISS and over.low == pytest.approx(0.8)
+    assert size.ratio is None and size.note == "a size, not a speed" and size.verdict
+    assert peer.ratio == 0.5 and peer.target is None and peer.verdict is None
+    assert gone.ratio is None and "x.y" in gone.note
