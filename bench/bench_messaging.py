@@ -14,12 +14,14 @@ Contenders, per broker, each doing the same work with the same guarantees:
   message (the consumer acks after each handler call), then ``await consumer.stop()``;
 - cachemesh ``SyncMessageQueue``: the same with the blocking API (consumer in a thread);
 - raw kombu: ``Producer.publish(body, serializer="json")`` to the same kind of queue, then a
-  ``Consumer(prefetch_count=1)`` with ``message.ack()`` in its callback, ``drain_events``
-  until every message is in.
+  ``Consumer(prefetch_count=P)`` with ``message.ack()`` in its callback, ``drain_events``
+  until every message is in. P is what cachemesh's consumer holds unacked on that broker:
+  the amqp transport's ``prefetch`` default on RabbitMQ, 1 on Redis (one stream entry a
+  read), so both sides batch alike.
 
 Brokers: RabbitMQ at 127.0.0.1:5672 (guest/guest; the ``amqp`` transport: durable queues,
 persistent messages, publisher confirms, manual acks; kombu is given the same: a durable
-queue, ``delivery_mode=2``, ``confirm_publish=True``, one unacked message in hand), and a
+queue, ``delivery_mode=2``, ``confirm_publish=True``, as many unacked messages in hand), and a
 private ``redis-server`` this script starts on a free loopback port and stops by its pid
 (never the shared one; cachemesh's ``redis`` transport is Redis Streams with a consumer group,
 kombu's Redis transport is lists with its own unacked bookkeeping: each library's way of
@@ -251,7 +253,11 @@ def raw_kombu(broker: str, url: str, queue_name: str) -> Contender:
         deadline = time.monotonic() + STUCK_AFTER
         t0 = time.perf_counter_ns()
         with Consumer(
-            cchannel, queues=[queue], callbacks=[on_message], prefetch_count=1, auto_declare=False
+            cchannel,
+            queues=[queue],
+            callbacks=[on_message],
+            prefetch_count=kombu_prefetch(broker),
+            auto_declare=False,
         ):
             while len(got) < n:
                 cconn.drain_events(timeout=max(0.1, deadline - time.monotonic()))
@@ -269,6 +275,15 @@ def raw_kombu(broker: str, url: str, queue_name: str) -> Contender:
     return Contender(
         f"{broker}.kombu", broker, f"raw kombu {kombu_version()}", publish, consume, close
     )
+
+
+def kombu_prefetch(broker: str) -> int:
+    """Raw kombu's prefetch: as many unacked messages as cachemesh's consumer holds."""
+    if broker != "amqp":
+        return 1
+    from cachemesh_kombu_transport.options import KombuTransportOptions
+
+    return int(KombuTransportOptions.model_fields["prefetch"].default)
 
 
 def _kombu() -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import threading
 import time
 import uuid
@@ -20,6 +21,7 @@ from cachemesh import (
     SyncMessageQueue,
     UnknownComponentError,
 )
+from cachemesh.builtins.memory_transport import MemoryTransport
 from cachemesh.messaging import Message, MessageValidationError
 from pydantic import BaseModel
 
@@ -294,3 +296,79 @@ def test_message_is_a_read_only_mapping() -> None:
     assert set(message) >= {"body", "id", "routing_key", "headers", "attempts", "timestamp"}
     with pytest.raises(KeyError):
         message["nope"]
+
+
+class _BatchingMemory(MemoryTransport):
+    """A memory transport that hands out batches of 5 and records what comes back."""
+
+    receive_batch = 5  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.released: list[Any] = []
+
+    def release(self, deliveries: list[Any]) -> None:
+        self.released.extend(json.loads(d.payload)["body"]["n"] for d in deliveries)
+
+
+async def test_a_stopped_consumer_gives_back_the_rest_of_its_batch() -> None:
+    transport = _BatchingMemory()
+    mq = MessageQueue(transport=transport, queue_name=_name(), poll_interval=0.1)
+    handled: list[int] = []
+    stopping = asyncio.Event()
+
+    async def handler(message: Message) -> None:
+        handled.append(message.body["n"])
+        stopping.set()
+        await asyncio.sleep(0.2)  # stop() arrives while this message is in hand
+
+    for n in range(5):
+        await mq.publish("batch", {"n": n})
+    consumer = await mq.consume("batch", handler)
+    await asyncio.wait_for(stopping.wait(), 5)
+    await consumer.stop()
+    assert handled == [0]  # the message in hand is finished, no further one is started
+    assert transport.released == [1, 2, 3, 4]  # the rest go back, in order
+    await mq.close()
+
+
+async def test_a_cancelled_consumer_gives_back_the_message_in_hand_too() -> None:
+    transport = _BatchingMemory()
+    mq = MessageQueue(transport=transport, queue_name=_name(), poll_interval=0.1)
+    started = asyncio.Event()
+
+    async def stuck(message: Message) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    for n in range(3):
+        await mq.publish("stuck", {"n": n})
+    consumer = await mq.consume("stuck", stuck)
+    await asyncio.wait_for(started.wait(), 5)
+    (task,) = consumer._tasks
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert transport.released == [0, 1, 2]
+    await mq.close()
+
+
+def test_a_stopped_sync_consumer_gives_back_the_rest_of_its_batch() -> None:
+    transport = _BatchingMemory()
+    mq = SyncMessageQueue(transport=transport, queue_name=_name(), poll_interval=0.1)
+    handled: list[int] = []
+    in_hand = threading.Event()
+
+    def handler(message: Message) -> None:
+        handled.append(message.body["n"])
+        in_hand.set()
+        time.sleep(0.2)
+
+    for n in range(4):
+        mq.publish("batch", {"n": n})
+    consumer = mq.consume("batch", handler)
+    assert in_hand.wait(5)
+    consumer.stop()
+    assert handled == [0]
+    assert transport.released == [1, 2, 3]
+    mq.close()

@@ -229,6 +229,12 @@ class _QueueBase:
         return delay
 
     @staticmethod
+    def _release_failed(queue: str, count: int, exc: Exception) -> None:
+        """Giving back unhandled deliveries failed: the transport reclaims them later (on
+        amqp, when the connection closes), so warn and go on."""
+        log.warning("giving back %d messages of %s failed: %s", count, queue, exc)
+
+    @staticmethod
     def _error_text(exc: BaseException, attempts: int) -> str:
         return f"{type(exc).__name__}: {exc} (after {attempts} deliveries)"
 
@@ -381,12 +387,13 @@ class MessageQueue(_QueueBase):
 
     async def _run(self, consumer: Consumer, name: str, handler: Handler) -> None:
         transport, pause = self.transport, 0.0
+        batch = max(1, int(transport.receive_batch))
         while not consumer._stopping:
             try:
                 deliveries = await transport.areceive(
                     consumer.queue,
                     name,
-                    count=1,
+                    count=batch,
                     block=self.poll_interval,
                     reclaim_after=self.reclaim_after,
                 )
@@ -398,8 +405,25 @@ class MessageQueue(_QueueBase):
                 )
                 await asyncio.sleep(pause)
                 continue
-            for delivery in deliveries:
-                await self._handle(consumer, delivery, handler)
+            await self._handle_batch(consumer, deliveries, handler)
+
+    async def _handle_batch(
+        self, consumer: Consumer, deliveries: list[Delivery], handler: Handler
+    ) -> None:
+        """Handle `deliveries` in order. The first is always handled (stop finishes the
+        message in hand); the rest only while the consumer runs. Those not handled, and the
+        one in hand if this task is cancelled, go back to the transport."""
+        done = 0
+        try:
+            while done < len(deliveries) and not (done and consumer._stopping):
+                await self._handle(consumer, deliveries[done], handler)
+                done += 1
+        finally:
+            if done < len(deliveries):
+                try:
+                    await self.transport.arelease(deliveries[done:])
+                except Exception as exc:
+                    self._release_failed(consumer.queue, len(deliveries) - done, exc)
 
     async def _handle(self, consumer: Consumer, delivery: Delivery, handler: Handler) -> None:
         transport = self.transport
@@ -606,12 +630,13 @@ class SyncMessageQueue(_QueueBase):
 
     def _run(self, consumer: SyncConsumer, name: str, handler: Handler) -> None:
         transport, pause = self.transport, 0.0
+        batch = max(1, int(transport.receive_batch))
         while not consumer._stopping.is_set():
             try:
                 deliveries = transport.receive(
                     consumer.queue,
                     name,
-                    count=1,
+                    count=batch,
                     block=self.poll_interval,
                     reclaim_after=self.reclaim_after,
                 )
@@ -623,8 +648,24 @@ class SyncMessageQueue(_QueueBase):
                 )
                 consumer._stopping.wait(pause)
                 continue
-            for delivery in deliveries:
-                self._handle(consumer, delivery, handler)
+            self._handle_batch(consumer, deliveries, handler)
+
+    def _handle_batch(
+        self, consumer: SyncConsumer, deliveries: list[Delivery], handler: Handler
+    ) -> None:
+        """As `MessageQueue._handle_batch`: the first always, the rest while running, and
+        what was not handled back to the transport."""
+        done = 0
+        try:
+            while done < len(deliveries) and not (done and consumer._stopping.is_set()):
+                self._handle(consumer, deliveries[done], handler)
+                done += 1
+        finally:
+            if done < len(deliveries):
+                try:
+                    self.transport.release(deliveries[done:])
+                except Exception as exc:
+                    self._release_failed(consumer.queue, len(deliveries) - done, exc)
 
     def _handle(self, consumer: SyncConsumer, delivery: Delivery, handler: Handler) -> None:
         transport = self.transport

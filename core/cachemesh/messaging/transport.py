@@ -131,6 +131,25 @@ class Transport(Component, ABC):
     def close(self) -> None:
         """Release connections."""
 
+    # --- batching ------------------------------------------------------------------------
+    @property
+    def receive_batch(self) -> int:
+        """How many deliveries a consume loop asks `receive` for at once (1 by default).
+
+        More than one saves round trips (and, in asyncio, worker-thread hops): the loop hands
+        them to the handler one by one, in order, and gives back with `release` those it did
+        not hand out when it stops. A transport that returns more than 1 overrides `release`.
+        """
+        return 1
+
+    def release(self, deliveries: list[Delivery]) -> None:
+        """Give back deliveries received but never handed to a handler (a consumer that
+        stopped with part of a batch), so that another consumer gets them now.
+
+        The default does nothing: with a batch of 1 there is never anything to give back,
+        and a transport that reclaims gets them back after ``reclaim_after`` anyway.
+        """
+
     # --- asyncio: a worker thread unless overridden ----------------------------------------
     async def asend(
         self, queue: str, payload: bytes, *, priority: int = 0, delay: float = 0.0
@@ -161,6 +180,9 @@ class Transport(Component, ABC):
 
     async def apurge(self, queue: str) -> None:
         await asyncio.to_thread(self.purge, queue)
+
+    async def arelease(self, deliveries: list[Delivery]) -> None:
+        await asyncio.to_thread(self.release, deliveries)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)

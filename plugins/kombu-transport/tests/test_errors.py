@@ -131,4 +131,9 @@ def test_options_are_checked() -> None:
     with pytest.raises(ValidationError):
         KombuTransport(URL, {"heartbeat": -1})
     with pytest.raises(ValidationError):
-        KombuTransport(URL, {"prefetch": 10})
+        KombuTransport(URL, {"prefetch_count": 10})  # unknown: the option is `prefetch`
+    with pytest.raises(ValidationError):
+        KombuTransport(URL, {"prefetch": 0})
+    with pytest.raises(ValidationError):
+        KombuTransport(URL, {"prefetch": 65536})  # AMQP's prefetch count is 16 bits
+    assert KombuTransport(URL, {"prefetch": 3}).receive_batch == 3

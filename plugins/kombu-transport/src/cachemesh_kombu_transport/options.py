@@ -41,6 +41,14 @@ class KombuTransportOptions(BaseModel):
         description="Wait for RabbitMQ's publisher confirm, so send() returns only once "
         "the broker has the message. False is faster and may lose messages on a crash.",
     )
+    prefetch: int = Field(
+        10,
+        ge=1,
+        le=65535,
+        description="Messages a consumer takes from RabbitMQ in one go and then handles "
+        "one by one (not yet acknowledged; those it has not handled when it stops go back "
+        "to the queue at once). More saves round trips; 1 takes one at a time.",
+    )
     max_priority: int = Field(
         9,
         ge=0,

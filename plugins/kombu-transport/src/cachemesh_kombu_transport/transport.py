@@ -1,9 +1,10 @@
 """The ``amqp`` transport: cachemesh queues on RabbitMQ, through kombu and py-amqp.
 
 Every queue is durable and every message persistent; with publisher confirms (the
-default) `send` returns only once RabbitMQ has taken the message. A receive first takes
-what is already waiting with ``basic.get`` (one round trip a message); on an empty queue
-it starts a consumer with a prefetch of ``count``, waits up to ``block`` seconds for the
+default) `send` returns only once RabbitMQ has taken the message. A receive of fewer than
+`CONSUME_FROM` messages first takes what is already waiting with ``basic.get`` (one round
+trip a message); a larger one, or one on an empty queue, starts a consumer with a
+prefetch of ``count``, waits up to ``block`` seconds for the
 first delivery, then cancels it: what RabbitMQ pushed before the cancel completed is
 returned. Either way nothing is taken from the queue that the caller does not get, and
 nothing is auto-acked.
@@ -12,7 +13,9 @@ Reclaim is RabbitMQ's own: a connection that closes (a crashed process, a lost h
 noticed by the heartbeat) gives its unacknowledged messages back to the queue at once,
 whatever ``reclaim_after`` says. Delays are held by the broker in per-bucket delay queues
 (see `layout`). The blocking methods are thread-safe; the async ones run them in a worker
-thread (the base class's defaults), as kombu's client is blocking.
+thread (the base class's defaults), as kombu's client is blocking, except `aack`: one
+frame, written from the event loop when no thread holds the link. Consumers take
+``prefetch`` messages a receive (`receive_batch`) and `release` those they did not handle.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ log = logging.getLogger("cachemesh.amqp")
 
 #: AMQP's prefetch count is a 16-bit field.
 MAX_PREFETCH = 65535
+#: From this many messages a receive, a consumer (three round trips, then the messages
+#: streamed) beats one ``basic.get`` round trip a message.
+CONSUME_FROM = 4
 
 
 @dataclass
@@ -217,7 +223,7 @@ class KombuTransport(Transport):
 
     def _take(self, link: Link, queue: str, count: int, block: float) -> list[Any]:
         channel = link.channel()
-        got = self._get_waiting(link, queue, count)
+        got = self._get_waiting(link, queue, count) if count < CONSUME_FROM else []
         if got is None or got:
             return got or []
         cancelled: list[str] = []
@@ -327,20 +333,54 @@ class KombuTransport(Transport):
             return False
         return True
 
-    def _settle(self, delivery: Delivery) -> None:
+    def _settle(self, delivery: Delivery, *, requeue: bool | None = None) -> None:
+        """Ack the delivery, or with `requeue` set, reject it (back to its queue)."""
+        with delivery.handle.link.lock:
+            self._settle_locked(delivery, requeue)
+
+    def _settle_locked(self, delivery: Delivery, requeue: bool | None) -> None:
+        if not self._holds(delivery):
+            return
         held: _Held = delivery.handle
         link = held.link
-        with link.lock:
-            if not self._holds(delivery):
-                return
-            try:
-                with link.errors(f"acknowledging a message of {delivery.queue!r}"):
+        doing = "acknowledging" if requeue is None else "giving back"
+        try:
+            with link.errors(f"{doing} a message of {delivery.queue!r}"):
+                if requeue is None:
                     link.channel().basic_ack(held.tag)
-            except BackendUnavailableError as exc:
-                log.warning("%s The message will be delivered again.", exc)
-                return
-            held.settled = True
-            link.outstanding -= 1
+                else:
+                    link.channel().basic_reject(held.tag, requeue)
+        except BackendUnavailableError as exc:
+            log.warning("%s The message will be delivered again.", exc)
+            return
+        held.settled = True
+        link.outstanding -= 1
+
+    @property
+    def receive_batch(self) -> int:
+        """``prefetch``: a consume loop asks for that many messages a receive (from
+        `CONSUME_FROM` on, through a short-lived consumer rather than ``basic.get``)."""
+        return self._opts.prefetch
+
+    def release(self, deliveries: list[Delivery]) -> None:
+        """Reject with requeue: RabbitMQ puts them back in their places in the queue, for
+        any consumer, now (flagged redelivered, so classic queues count one attempt more)."""
+        for delivery in deliveries:
+            self._settle(delivery, requeue=True)
+
+    async def aack(self, delivery: Delivery) -> None:
+        """An ack is one frame written, no reply awaited: when no other thread uses the
+        link (the usual case: the consume loop's receive is over), write it from the event
+        loop rather than pay two thread switches for it; otherwise in a worker thread."""
+        held = delivery.handle
+        lock = held.link.lock if isinstance(held, _Held) else None
+        if lock is None or not lock.acquire(blocking=False):
+            await super().aack(delivery)
+            return
+        try:
+            self._settle_locked(delivery, None)
+        finally:
+            lock.release()
 
     # --- dead letters, depth, purge -----------------------------------------------------
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
