@@ -28,6 +28,7 @@ from .metrics_tally import (
     RECENT_SAMPLES,
     Latency,
     LatencyData,
+    SampledTally,
     Tally,
     percentile,
 )
@@ -95,6 +96,7 @@ class CacheMetrics:
         "namespace",
         "recent",
         "sample_every",
+        "sampled",
     )
 
     def __init__(
@@ -115,6 +117,9 @@ class CacheMetrics:
         self._lock = threading.Lock()
         #: Calls per operation, counted on entry.
         self.calls = {op: Tally() for op in OPERATIONS}
+        #: More calls of the metered caches' ``get`` and ``set`` (their hot path: no
+        #: allocation per call), added to `calls` when read.
+        self.sampled = {op: SampledTally(sample_every) for op in ("get", "set")}
         self._errors: dict[str, Tally] = {op: Tally() for op in OPERATIONS}
         self._cancelled: dict[str, Tally] = {op: Tally() for op in OPERATIONS}
         self._events = {name: Tally() for name in _EXPLICIT}
@@ -214,6 +219,8 @@ class CacheMetrics:
         counts: dict[str, int] = {}
         for op, tally in self.calls.items():
             counts[f"calls.{op}"] = tally.value
+        for op, sampled in self.sampled.items():
+            counts[f"calls.{op}"] += sampled.value
         for op, tally in list(self._errors.items()):
             counts[f"errors.{op}"] = tally.value
         for op, tally in self._cancelled.items():

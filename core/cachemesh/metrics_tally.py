@@ -78,6 +78,34 @@ class _LockedCount:
             return value
 
 
+class _LockedCycle:
+    """``itertools.cycle(range(n))`` with a lock, for interpreters without a GIL."""
+
+    __slots__ = ("_lock", "_n", "_position")
+
+    def __init__(self, n: int) -> None:
+        self._lock = threading.Lock()
+        self._n = n
+        self._position = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return self
+
+    def __next__(self) -> int:
+        with self._lock:
+            position = self._position
+            self._position = (position + 1) % self._n
+            return position
+
+
+def _count_value(counter: Iterator[int]) -> int:
+    """The next value of an ``itertools.count`` (or `_LockedCount`), without advancing it."""
+    if isinstance(counter, _LockedCount):
+        return counter.value
+    # repr is "count(N)": the only way to read an itertools.count without advancing it
+    return int(repr(counter)[6:-1])
+
+
 class Tally:
     """An exact event counter: ``next(tally.counter)`` on the hot path, `add` in bulk."""
 
@@ -97,11 +125,59 @@ class Tally:
     @property
     def value(self) -> int:
         """Events counted so far."""
-        counter = self.counter
-        if isinstance(counter, _LockedCount):
-            return counter.value + self._extra
-        # repr is "count(N)": the only way to read an itertools.count without advancing it
-        return int(repr(counter)[6:-1]) + self._extra
+        return _count_value(self.counter) + self._extra
+
+
+class SampledTally:
+    """An exact call counter that also picks the calls to time, allocating nothing per call.
+
+    ``next(itertools.count())`` returns a new int object past 256: an allocation and a free
+    on every metered ``get`` of a 0.5 µs memory hit, about a third of what metrics cost
+    there. A cycle over ``range(every)`` hands out cached small ints instead, and its 0 (one
+    call in `every`, the first call included) says "time this one". Whoever draws a 0 also
+    advances `laps`, so the calls are ``laps * every`` plus the position in the cycle.
+
+    The hot path: ``if not next(t.ticks): next(t.laps); ...time it...``. Reading draws one
+    value itself to learn the position (a cycle cannot be read without advancing it) and
+    subtracts its own draws. A caller that drew a 0 but has not yet advanced `laps` makes
+    a concurrent read come out `every` short; reads never go backwards (a read is at least
+    the one before), and are exact once no call is half-way.
+    """
+
+    __slots__ = ("_last", "_lock", "_reads", "every", "laps", "ticks")
+
+    def __init__(self, every: int) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every!r}")
+        self.every = every
+        #: Draw one per call; 0 means: advance `laps`, and time this call.
+        self.ticks: Iterator[int] = (
+            itertools.cycle(range(every)) if _HAS_GIL else _LockedCycle(every)
+        )
+        self.laps: Iterator[int] = itertools.count() if _HAS_GIL else _LockedCount()
+        self._lock = threading.Lock()
+        self._reads = 0
+        self._last = 0
+
+    def tick(self) -> bool:
+        """Count one call (off the hot path); True when it is one to time."""
+        if next(self.ticks):
+            return False
+        next(self.laps)
+        return True
+
+    @property
+    def value(self) -> int:
+        """Calls counted so far."""
+        with self._lock:
+            position = next(self.ticks)
+            if not position:
+                next(self.laps)
+            self._reads += 1
+            drawn = (_count_value(self.laps) - 1) * self.every + position + 1
+            value = max(self._last, drawn - self._reads)
+            self._last = value
+            return value
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ however many threads share the cache.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +27,7 @@ from cachemesh import (
 from cachemesh.builtins.memory import MemoryBackend
 from cachemesh.metrics import CacheMetrics, CacheStats, collect, format_stats, live_metrics
 from cachemesh.metrics_sink import close_sinks
+from cachemesh.metrics_tally import SampledTally
 from cachemesh.testing.threads import frequent_thread_switches, run_threads
 
 # What one run of `workload` does, and so what it must count.
@@ -337,3 +340,41 @@ def test_the_workload_counts_exactly_on_redis() -> None:
     get = stats.operations["get"]
     assert get.timed == get.calls == 300  # a network backend times every call
     assert get.p50 is not None and get.p50 > 0
+
+
+@pytest.mark.parametrize("every", [1, 3, 64])
+def test_sampled_tally_counts_exactly_and_times_one_call_in_every(every: int) -> None:
+    tally = SampledTally(every)
+    timed = [n for n in range(200) if tally.tick()]
+    assert timed == list(range(0, 200, every))  # the first call, then one in `every`
+    assert tally.value == 200
+    for n in range(201, 400):  # a read after each call: its own draws are not counted
+        tally.tick()
+        assert tally.value == n
+
+
+def test_sampled_tally_reads_during_threads_never_go_back_and_end_exact() -> None:
+    tally = SampledTally(64)
+    reads: list[int] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            reads.append(tally.value)
+
+    def work(n: int) -> None:
+        tick = tally.tick
+        for _ in range(30_000):
+            tick()
+
+    watcher = threading.Thread(target=reader)
+    with frequent_thread_switches(1e-6):
+        watcher.start()
+        try:
+            assert run_threads(work, 4) == []
+        finally:
+            done.set()
+            watcher.join()
+    assert len(reads) > 10
+    assert all(a <= b for a, b in itertools.pairwise(reads))
+    assert tally.value == 120_000
