@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import redis
@@ -48,6 +48,33 @@ RISKY_POLICIES = frozenset(
 )
 
 
+def _utf8_keys(keys: Sequence[str]) -> list[Any]:
+    """`keys` as the UTF-8 bytes redis-py would send, or as given when one is not a str."""
+    try:
+        return list(map(str.encode, keys))
+    except TypeError:  # not a str: redis-py encodes it (int, bytes) or says what is wrong
+        return list(keys)
+
+
+def _key_encoder(client: Any) -> Callable[[Sequence[str]], list[Any]]:
+    """How the asyncio client gets a batch of keys: pre-encoded when its encoder is UTF-8.
+
+    redis-py's asyncio connection packs a command in Python and encodes each argument there
+    (``Encoder.encode``: four ``isinstance`` checks and a method call per str): for an MGET
+    of 100 keys, about a third of the client's own work. One C-level ``map(str.encode)``
+    costs a tenth of that, and bytes leave redis-py's encoder at its first check. (The
+    blocking client packs with hiredis, in C: it gets its keys as they are.) A client set
+    up with another encoding (``?encoding=`` in a URL) gets str keys, encoded by redis-py.
+    `client` is the blocking client: both are built from the same settings.
+    """
+    get_encoder = getattr(client, "get_encoder", None)
+    encoder = get_encoder() if get_encoder is not None else None
+    encoding = str(getattr(encoder, "encoding", "")).lower().replace("_", "-")
+    if encoding in ("utf-8", "utf8") and getattr(encoder, "encoding_errors", "") == "strict":
+        return _utf8_keys
+    return list
+
+
 class RedisBackend(CacheBackend):
     """Cache entries as Redis strings: GET/MGET, SET PX, SCAN + UNLINK, Lua for locks."""
 
@@ -69,6 +96,7 @@ class RedisBackend(CacheBackend):
         self._last_loop: tuple[asyncio.AbstractEventLoop, Any] | None = None
         self._eviction_checked = False
         self._eviction_retry_at = 0.0
+        self._wire_keys = _key_encoder(self.client)
 
     # --- clients and errors -----------------------------------------------------------
     def make_sync_client(self) -> Any:
@@ -127,8 +155,9 @@ class RedisBackend(CacheBackend):
             except REDIS_ERRORS as exc:
                 raise self.translate(exc, operation) from None
 
-    async def _aread(self, operation: str, call: Callable[..., Any], *args: Any) -> Any:
-        return await self._aretry(operation, self._attempts, call, *args)
+    def _aread(self, operation: str, call: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        # A plain function returning the coroutine: one coroutine frame per read, not two.
+        return self._aretry(operation, self._attempts, call, *args)
 
     async def _aretry(
         self, operation: str, attempts: int, call: Callable[..., Any], *args: Any
@@ -289,7 +318,7 @@ class RedisBackend(CacheBackend):
             return []
         client = self.aclient
         mget = client.mget_nonatomic if self._is_cluster else client.mget
-        values = await self._aread("get_many", mget, list(keys))
+        values = await self._aread("get_many", mget, self._wire_keys(keys))
         return [MISSING if v is None else v for v in values]
 
     async def aget_many_payloads(self, keys: Sequence[str]) -> list[Any]:
@@ -297,7 +326,7 @@ class RedisBackend(CacheBackend):
             return []
         client = self.aclient
         mget = client.mget_nonatomic if self._is_cluster else client.mget
-        return await self._aread("get_many", mget, keys)  # type: ignore[no-any-return]
+        return await self._aread("get_many", mget, self._wire_keys(keys))  # type: ignore[no-any-return]
 
     async def aset(self, key: str, value: Any, ttl: float | None) -> None:
         client = self.aclient
