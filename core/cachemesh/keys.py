@@ -146,15 +146,17 @@ class KeyBuilder:
         """`key()` of each. Batches (``get_many``) repeat keys, so the stored form of recent
         str keys is remembered: one C-level dict lookup per key instead of building it."""
         keys = keys if isinstance(keys, list) else list(keys)
-        try:
-            out: list[str | None] = list(map(self._built.get, keys))
-        except TypeError:  # an unhashable key: let key() say what is wrong with it
-            return [self.key(k) for k in keys]
-        if None in out:
-            for index, full in enumerate(out):
-                if full is None:
-                    out[index] = self._remember(keys[index])
-        return out  # type: ignore[return-value]
+        try:  # all remembered: one C loop, no scan for the ones missing
+            return list(map(self._built.__getitem__, keys))
+        except KeyError:  # some not seen lately: build those
+            get, remember = self._built.get, self._remember
+            try:
+                return [get(k) or remember(k) for k in keys]
+            except TypeError:
+                pass
+        except TypeError:
+            pass
+        return [self.key(k) for k in keys]  # an unhashable key: key() says what is wrong
 
     def _remember(self, key: str) -> str:
         full = self.key(key)
