@@ -25,7 +25,7 @@ import os
 import subprocess
 import sys
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,30 @@ def _run(
     )
 
 
+def _pip_install_into(
+    site: Path, packages: Iterable[Path], cwd: Path, timeout: float = 300
+) -> None:
+    """``pip install --no-deps --target site packages``: the packages only, into a folder
+    put on PYTHONPATH (what they need is already in this interpreter)."""
+    install = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            *map(str, packages),
+        ],
+        cwd=cwd,
+        timeout=timeout,
+    )
+    assert install.returncode == 0, _explain(install)
+
+
 def _explain(result: subprocess.CompletedProcess[str]) -> str:
     return f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
 
@@ -91,23 +115,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
             code = main(["new-plugin", _name(kind), "--kind", kind, "--dir", str(project)])
         assert code == 0, out.getvalue()
         assert out.getvalue().startswith(f"created {project}: cachemesh-{_name(kind)}, a {kind}")
-    install = _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--target",
-            str(found.site),
-            *map(str, found.projects.values()),
-        ],
-        cwd=found.base,
-        timeout=600,
-    )
-    assert install.returncode == 0, _explain(install)
+    _pip_install_into(found.site, found.projects.values(), found.base, timeout=600)
     return found
 
 
@@ -262,22 +270,7 @@ def test_an_installed_core_wheel_ships_the_template_and_renders_it(tmp_path: Pat
     assert shipped == in_checkout
 
     site = tmp_path / "site"
-    install = _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--target",
-            str(site),
-            str(wheel),
-        ],
-        cwd=tmp_path,
-    )
-    assert install.returncode == 0, _explain(install)
+    _pip_install_into(site, [wheel], tmp_path)
     where = _run(
         [sys.executable, "-c", "from cachemesh import scaffold; print(scaffold.template_root())"],
         cwd=tmp_path,

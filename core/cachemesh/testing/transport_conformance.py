@@ -154,6 +154,26 @@ class TransportConformance:
             transport_obj.ack(delivery)
         assert order == [9, 5, 1, 0]
 
+    def test_released_deliveries_are_delivered_again_when_batching(
+        self, transport_obj: Transport, queue: str
+    ) -> None:
+        """A transport that hands out batches (``receive_batch`` > 1) must make what a
+        stopped consumer gives back with `release` deliverable again, none lost."""
+        if transport_obj.receive_batch <= 1:
+            pytest.skip("the transport does not batch (receive_batch is 1)")
+        payloads = [f"b{i}".encode() for i in range(3)]
+        for payload in payloads:
+            transport_obj.send(queue, payload)
+        got = self._receive_all(transport_obj, queue, 3)
+        assert sorted(d.payload for d in got) == sorted(payloads)
+        transport_obj.ack(got[0])
+        transport_obj.release(got[1:])
+        again = self._receive_all(transport_obj, queue, 2, consumer="c2")
+        assert sorted(d.payload for d in again) == sorted(d.payload for d in got[1:])
+        for delivery in again:
+            transport_obj.ack(delivery)
+        assert transport_obj.depth(queue) == 0
+
     # --- retry, delay, dead letters -------------------------------------------------------
     def test_retry_delivers_again_with_attempts_counted(
         self, transport_obj: Transport, queue: str

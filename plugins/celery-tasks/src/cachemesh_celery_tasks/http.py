@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
 
 # The ignores let `mypy --strict` pass where the optional FastAPI is not installed.
@@ -66,19 +66,6 @@ class TaskQueued(BaseModel):
 
     task_id: str
     status: Literal["queued"] = "queued"
-
-
-class TaskStatusResponse(BaseModel):
-    """A task's state; the fields that apply to it are set (see `TaskStatus`)."""
-
-    task_id: str
-    state: str
-    current: int | None = None
-    total: int | None = None
-    status: str | None = None
-    result: Any = None
-    error: str | None = None
-    traceback: str | None = None
 
 
 def _model_kwargs(payload: BaseModel) -> dict[str, Any]:
@@ -175,7 +162,7 @@ def task_router(
 
     `source` is a `CeleryManager` (or its Celery app). `send_email_task`, when given, is
     served at ``POST {prefix}/send-email`` with `SendEmailRequest`; `endpoints` add more.
-    ``GET {prefix}{status_path}`` answers a `TaskStatusResponse`: 404 for ``UNKNOWN``,
+    ``GET {prefix}{status_path}`` answers a `TaskStatus`: 404 for ``UNKNOWN``,
     503 when the result backend does not answer. Tracebacks stay out of the answer unless
     ``include_traceback=True`` (they show code paths to any caller).
     """
@@ -196,7 +183,7 @@ def task_router(
 
     def task_status(
         task_id: Annotated[str, PathParam(min_length=1, max_length=255, pattern=r"^[\w.:@+=-]+$")],
-    ) -> TaskStatusResponse:
+    ) -> TaskStatus:
         try:
             status = read_status_of(task_id)
         except UNAVAILABLE as exc:
@@ -207,16 +194,13 @@ def task_router(
                 status_code=404,
                 detail=f"no task with id {task_id!r}: it was never sent, or its record expired",
             )
-        answer = status.as_dict()
-        if not include_traceback:
-            answer["traceback"] = None
-        return TaskStatusResponse(**answer)
+        return status if include_traceback else replace(status, traceback=None)
 
     router.add_api_route(
         status_path,
         task_status,
         methods=["GET"],
-        response_model=TaskStatusResponse,
+        response_model=TaskStatus,
         summary="Read a task's state",
         responses={404: {"description": "no such task"}, 503: {"description": "backend down"}},
     )
