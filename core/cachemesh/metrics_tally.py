@@ -56,6 +56,10 @@ DEFAULT_BUCKETS: tuple[float, ...] = (
 #: Samples kept for percentiles: the last 1,024 timed operations of each kind.
 RECENT_SAMPLES = 1024
 
+#: How often a `SampledTally` read tries for a lap-consistent view before it settles for the
+#: previous read. Each retry needs other threads to complete a lap between two C calls.
+_READ_ATTEMPTS = 100
+
 _HAS_GIL: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
@@ -139,9 +143,12 @@ class SampledTally:
 
     The hot path: ``if not next(t.ticks): next(t.laps); ...time it...``. Reading draws one
     value itself to learn the position (a cycle cannot be read without advancing it) and
-    subtracts its own draws. A caller that drew a 0 but has not yet advanced `laps` makes
-    a concurrent read come out `every` short; reads never go backwards (a read is at least
-    the one before), and are exact once no call is half-way.
+    subtracts its own draws. It reads `laps` before and after that draw and tries again when
+    other callers completed a lap in between: with either read alone, such a lap would be
+    counted with a position from another lap, a full lap too many or too few. A caller that
+    drew a 0 but has not yet advanced `laps` makes a concurrent read come out `every` short.
+    Reads never go backwards (a read is at least the one before) and never count a call
+    that has not been made, and they are exact once no call is half-way.
     """
 
     __slots__ = ("_last", "_lock", "_reads", "every", "laps", "ticks")
@@ -170,11 +177,18 @@ class SampledTally:
     def value(self) -> int:
         """Calls counted so far."""
         with self._lock:
-            position = next(self.ticks)
-            if not position:
-                next(self.laps)
-            self._reads += 1
-            drawn = (_count_value(self.laps) - 1) * self.every + position + 1
+            for _ in range(_READ_ATTEMPTS):
+                laps = _count_value(self.laps)
+                position = next(self.ticks)
+                self._reads += 1
+                if not position:  # this read's own draw starts a lap
+                    next(self.laps)
+                    laps += 1
+                if _count_value(self.laps) == laps:  # no lap completed meanwhile
+                    break
+            else:  # never seen on CPython; the previous read is never too high
+                return self._last
+            drawn = (laps - 1) * self.every + position + 1
             value = max(self._last, drawn - self._reads)
             self._last = value
             return value

@@ -22,6 +22,7 @@ from cachemesh import (
     CacheConfig,
     SerializationError,
     SyncCache,
+    metrics_tally,
     new_plugin_manager,
 )
 from cachemesh.builtins.memory import MemoryBackend
@@ -351,6 +352,77 @@ def test_sampled_tally_counts_exactly_and_times_one_call_in_every(every: int) ->
     for n in range(201, 400):  # a read after each call: its own draws are not counted
         tally.tick()
         assert tally.value == n
+
+
+class _DrawThenOthersCall:
+    """A tally's ``ticks`` that lets other callers tick right after one chosen draw."""
+
+    def __init__(self, tally: SampledTally, others: int) -> None:
+        self.inner, self.tally, self.others, self.armed = tally.ticks, tally, others, False
+
+    def __iter__(self) -> Iterator[int]:
+        return self
+
+    def __next__(self) -> int:
+        value = next(self.inner)
+        if self.armed:
+            self.armed = False
+            for _ in range(self.others):
+                self.tally.tick()
+        return value
+
+
+@pytest.mark.parametrize("others", [1, 63, 64, 65, 130])
+@pytest.mark.parametrize("before", [0, 1, 63, 64, 100])
+@pytest.mark.parametrize("between", ["draw and laps", "laps and draw"])
+def test_sampled_tally_read_is_never_above_the_calls_when_others_tick_mid_read(
+    monkeypatch: pytest.MonkeyPatch, before: int, others: int, between: str
+) -> None:
+    # The two steps of a read (read `laps`, draw the position) with a burst of other
+    # callers in between, either way round: the read may come out short, never long.
+    tally = SampledTally(64)
+    for _ in range(before):
+        tally.tick()
+    if between == "draw and laps":
+        ticks = _DrawThenOthersCall(tally, others)
+        tally.ticks = ticks
+        ticks.armed = True
+    else:
+        real = metrics_tally._count_value
+        pending = [others]
+
+        def count_value_then_others_call(counter: Iterator[int]) -> int:
+            value = real(counter)
+            while pending[0]:
+                pending[0] -= 1
+                tally.tick()
+            return value
+
+        monkeypatch.setattr(metrics_tally, "_count_value", count_value_then_others_call)
+    read = tally.value
+    assert before <= read <= before + others
+    assert tally.value == before + others  # exact once no call is half-way
+
+
+def test_sampled_tally_read_settles_for_the_previous_one_when_laps_never_hold_still(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tally = SampledTally(64)
+    for _ in range(70):
+        tally.tick()
+    assert tally.value == 70
+    real = metrics_tally._count_value
+
+    def count_value_then_a_lap_of_others(counter: Iterator[int]) -> int:
+        value = real(counter)
+        for _ in range(64):
+            tally.tick()
+        return value
+
+    monkeypatch.setattr(metrics_tally, "_count_value", count_value_then_a_lap_of_others)
+    assert tally.value == 70  # no consistent view: the previous read, not a guess
+    monkeypatch.undo()
+    assert tally.value == 70 + 64 * 2 * metrics_tally._READ_ATTEMPTS
 
 
 def test_sampled_tally_reads_during_threads_never_go_back_and_end_exact() -> None:
