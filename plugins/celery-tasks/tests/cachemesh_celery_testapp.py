@@ -65,11 +65,27 @@ def send_email(to: str, subject: str, body: str = "") -> dict[str, Any]:
     return {"to": to, "subject": subject, "chars": len(body)}
 
 
-@app.task(bind=True, name="cmtest.slow_progress")
-def slow_progress(self: Any, steps: int, pause: float) -> str:
-    for i in range(steps):
+@app.task(bind=True, name="cmtest.gated_progress")
+def gated_progress(self: Any, steps: int, gate: str) -> str:
+    """Report step 1 of `steps`, wait until the test sets the Redis key `gate`, then finish.
+
+    PROGRESS is a passing state: a task that merely sleeps between steps can finish while
+    a starved test process is between two polls. Held at step 1 until the test has seen
+    it, the state cannot be missed. The wait ends after 30 s in any case, so a test that
+    died does not block this solo worker for good.
+    """
+    import redis
+
+    report_progress(self, 1, steps, "step 1")
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        deadline = time.monotonic() + 30
+        while not client.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        client.close()
+    for i in range(1, steps):
         report_progress(self, i + 1, steps, f"step {i + 1}")
-        time.sleep(pause)
     return "done"
 
 

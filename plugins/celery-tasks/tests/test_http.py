@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
+import redis
 from cachemesh_celery_tasks import CeleryManager
 from cachemesh_celery_tasks.http import SendEmailRequest, TaskEndpoint, task_router
 from fastapi import FastAPI
@@ -18,7 +20,7 @@ DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 class ProgressRequest(BaseModel):
     steps: int = Field(ge=1, le=20)
-    pause: float = Field(ge=0, le=2)
+    gate: str = Field(min_length=1)  # the Redis key that lets the task past step 1
 
 
 def _client(source: Any, send_email: Any = None, **kwargs: Any) -> TestClient:
@@ -29,8 +31,8 @@ def _client(source: Any, send_email: Any = None, **kwargs: Any) -> TestClient:
 
 @pytest.fixture(scope="module")
 def client(worker: Any) -> TestClient:
-    slow = TaskEndpoint("slow-progress", worker.slow_progress, ProgressRequest)
-    return _client(worker.manager, worker.send_email, endpoints=[slow])
+    gated = TaskEndpoint("gated-progress", worker.gated_progress, ProgressRequest)
+    return _client(worker.manager, worker.send_email, endpoints=[gated])
 
 
 def _poll(client: TestClient, task_id: str, states: set[str], timeout: float = 20) -> Any:
@@ -58,14 +60,21 @@ def test_send_email_is_queued_and_runs(client: TestClient) -> None:
 
 
 @pytest.mark.redis
-def test_progress_shows_current_total_status(client: TestClient) -> None:
-    response = client.post("/tasks/slow-progress", json={"steps": 4, "pause": 0.4})
-    assert response.status_code == 202, response.text
-    task_id = response.json()["task_id"]
-    running = _poll(client, task_id, {"PROGRESS"})
+def test_progress_shows_current_total_status(client: TestClient, worker: Any) -> None:
+    gate = f"{worker.SESSION}:gate-{uuid.uuid4().hex[:8]}"  # conftest deletes it
+    redis_client = redis.Redis.from_url(worker.REDIS_URL)
+    try:
+        response = client.post("/tasks/gated-progress", json={"steps": 4, "gate": gate})
+        assert response.status_code == 202, response.text
+        task_id = response.json()["task_id"]
+        try:  # the task holds at step 1 until the gate opens: PROGRESS cannot be missed
+            running = _poll(client, task_id, {"PROGRESS"})
+        finally:
+            redis_client.set(gate, 1, ex=600)
+    finally:
+        redis_client.close()
     assert running["state"] == "PROGRESS", running
-    assert running["total"] == 4 and 1 <= running["current"] <= 4
-    assert running["status"] == f"step {running['current']}"
+    assert (running["current"], running["total"], running["status"]) == (1, 4, "step 1")
     assert _poll(client, task_id, {"SUCCESS"})["result"] == "done"
 
 

