@@ -147,6 +147,23 @@ class _CachedBase:
         self._key_of = policy.key_of
         self._bare = not policy.expiry.enveloped
         self._guarded = policy.unless is not None or policy.bloom is not None
+        # Keys with a background reload started and not yet finished. The single flight
+        # alone cannot tell: a reload registers there only once its thread or task runs,
+        # so callers arriving before that would each start (and count) one more.
+        self._refreshing: set[str] = set()
+        self._refreshing_lock = threading.Lock()
+
+    def _claim_refresh(self, key: str) -> bool:
+        """Whether this caller starts the background reload of `key` (no one else has)."""
+        with self._refreshing_lock:
+            if key in self._refreshing:
+                return False
+            self._refreshing.add(key)
+            return True
+
+    def _refresh_done(self, key: str) -> None:
+        with self._refreshing_lock:
+            self._refreshing.discard(key)
 
     def _count(self, name: str, cache: Any) -> None:
         """Count `name` in `stats`, and as an event of the cache's metrics if it has them."""
@@ -350,7 +367,7 @@ class CachedFunction(_CachedBase, Generic[P, R]):
         kwargs: dict[str, Any],
         entry: Entry,
     ) -> None:
-        if self._flight.running(key):
+        if self._flight.running(key) or not self._claim_refresh(key):
             return
         self._counters.add("background_refreshes")
 
@@ -359,8 +376,14 @@ class CachedFunction(_CachedBase, Generic[P, R]):
                 self._load(cache, key, args, kwargs, None)
             except Exception as exc:
                 log.warning("background reload of %s failed (%r); the stale value stays", key, exc)
+            finally:
+                self._refresh_done(key)
 
-        threading.Thread(target=reload, name=f"cachemesh reload {key}", daemon=True).start()
+        try:
+            threading.Thread(target=reload, name=f"cachemesh reload {key}", daemon=True).start()
+        except BaseException:
+            self._refresh_done(key)
+            raise
 
     # --- handles ------------------------------------------------------------------------
     def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
@@ -554,7 +577,7 @@ class AsyncCachedFunction(_CachedBase, Generic[P, R]):
     def _revalidate(
         self, cache: Cache, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        if self._flight.running(key):
+        if self._flight.running(key) or not self._claim_refresh(key):
             return
         self._counters.add("background_refreshes")
 
@@ -564,7 +587,14 @@ class AsyncCachedFunction(_CachedBase, Generic[P, R]):
             except Exception as exc:
                 log.warning("background reload of %s failed (%r); the stale value stays", key, exc)
 
-        task = asyncio.get_running_loop().create_task(reload(), name=f"cachemesh reload {key}")
+        try:
+            task = asyncio.get_running_loop().create_task(reload(), name=f"cachemesh reload {key}")
+        except BaseException:
+            self._refresh_done(key)
+            raise
+        # A done callback, not a `finally` in reload: a task cancelled before its first
+        # step never runs its body.
+        task.add_done_callback(lambda _: self._refresh_done(key))
         _BACKGROUND.add(task)
         task.add_done_callback(_BACKGROUND.discard)
 

@@ -36,21 +36,10 @@ from cachemesh.breaker import CircuitBreaker, CircuitOpenError, CircuitState, Tr
 from cachemesh.breaker_backend import BreakerBackend, LockingBreakerBackend
 from cachemesh.builtins.memory import MemoryBackend
 from cachemesh.plugins import get_registry
-from cachemesh.testing import BackendConformance
+from cachemesh.testing import BackendConformance, FakeClock
 
 Register = Callable[..., str]
 DOWN = BackendUnavailableError("fake store unreachable")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -366,7 +355,11 @@ def test_a_backend_without_lock_primitives_stays_without_them() -> None:
 
 # --- a store that goes down ----------------------------------------------------------------
 class Downable(MemoryBackend):
-    """The memory backend with a switch: while `down`, every call raises (after `delay`)."""
+    """The memory backend with a switch: while `down`, every call raises (after `delay`).
+
+    With `hold` set, a call while down blocks until the event is set (a hung store that
+    a test releases when it chooses), and the blocked threads' names go to `held`.
+    """
 
     name: ClassVar[str] = "downable"
     error: ClassVar[type[BackendError]] = BackendUnavailableError
@@ -375,6 +368,8 @@ class Downable(MemoryBackend):
         super().__init__(*args, **kwargs)
         self.down = False
         self.delay = 0.0
+        self.hold: threading.Event | None = None
+        self.held: list[str] = []
         self.calls = 0
 
 
@@ -386,6 +381,10 @@ def _guarded(method: str) -> Any:
         if self.down:
             if self.delay:
                 time.sleep(self.delay)
+            hold = self.hold
+            if hold is not None:
+                self.held.append(threading.current_thread().name)
+                hold.wait(30)
             raise self.error(f"downable: {method} failed, store unreachable")
         return original(self, *args)
 
@@ -457,8 +456,10 @@ def test_an_outage_costs_one_timeout_not_one_per_call(pm: pluggy.PluginManager) 
     for _ in range(40):
         assert cache.get("k") is None
     elapsed = time.monotonic() - started
-    assert inner.calls == 3
-    assert elapsed < 3 * 0.05 + 0.5  # without the breaker: 40 x 0.05 = 2 s
+    assert inner.calls == 3  # three calls waited out the hang; the other 37 never left
+    # Without the breaker: 40 x 0.05 = 2 s of waiting alone. (The bound used to be 0.65 s:
+    # too tight for a loaded machine; the call count above is the exact check.)
+    assert elapsed < 40 * 0.05
 
 
 def test_raise_policy_gets_the_typed_error_at_once(pm: pluggy.PluginManager) -> None:
@@ -764,21 +765,31 @@ def test_sync_background_probe_pings_in_a_thread(pm: pluggy.PluginManager) -> No
     inner: Downable = cache.backend.inner
     breaker: CircuitBreaker = cache.backend.breaker
     assert cache.set("k", "v")
-    inner.down, inner.delay = True, 0.3  # hung: every call waits 0.3 s, then fails
-    assert cache.get("k") is None  # the one call that opens the circuit waits
-    time.sleep(0.06)
-    started = time.monotonic()
+    inner.down = True
+    assert cache.get("k") is None  # the one call that opens the circuit fails
+    assert breaker.state is CircuitState.OPEN
+    # From now on the store hangs until `hung` is set. The caller is refused at once,
+    # shown without a clock (a 0.1 s wall-clock bound is at the mercy of a loaded
+    # machine): had it waited for the store, its own thread would be in `held`.
+    hung = inner.hold = threading.Event()
+    time.sleep(0.06)  # past reset_timeout: the next call starts the probe
     assert cache.get("k") is None  # triggers the probe, is refused at once
-    assert time.monotonic() - started < 0.1
+    assert threading.current_thread().name not in inner.held
+    deadline = time.monotonic() + 5
+    while not inner.held and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert inner.held == ["cachemesh-breaker-probe"]  # the ping hangs in the probe thread
     assert breaker.state is CircuitState.HALF_OPEN
-    deadline = time.monotonic() + 2
+    hung.set()
+    deadline = time.monotonic() + 5
     while breaker.state is not CircuitState.OPEN and time.monotonic() < deadline:
         time.sleep(0.01)
     assert breaker.state is CircuitState.OPEN  # the probe's ping failed
+    inner.hold = None
     inner.down = False
     time.sleep(0.06)
     assert cache.get("k") is None  # refused: this call only starts the probe
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 5
     while breaker.state is not CircuitState.CLOSED and time.monotonic() < deadline:
         time.sleep(0.01)
     assert breaker.state is CircuitState.CLOSED
@@ -818,29 +829,40 @@ async def test_closing_cancels_a_running_background_probe() -> None:
         await wrapper.aexists("k")
     started = time.monotonic()
     await wrapper.aclose()
-    assert time.monotonic() - started < 1 and not wrapper._probes
+    assert time.monotonic() - started < 10 and not wrapper._probes  # not the ping's 30 s
     assert breaker.state is CircuitState.HALF_OPEN  # abandoned: the next call probes
 
 
-async def test_async_calls_waiting_when_the_circuit_opens_are_released() -> None:
+async def test_async_calls_waiting_when_the_circuit_opens_are_released(
+    clock: FakeClock,
+) -> None:
+    # The breaker runs on the fake clock: with real sleeps, a loop late to start the
+    # waiting calls (a loaded machine) could make the silence too short to confirm a stall.
+    entered: list[str] = []
+
     class Hung(MemoryBackend):
         async def aget(self, key: str) -> Any:
+            entered.append(key)
             await asyncio.sleep(30)
             return MISSING
 
-    breaker = CircuitBreaker(100, 30, stall_timeout=0.05)
+    async def until_entered(count: int) -> None:
+        while len(entered) < count:
+            await asyncio.sleep(0.001)
+
+    breaker = CircuitBreaker(100, 30, clock=clock, stall_timeout=0.05)
     wrapper = BreakerBackend(Hung(config=CacheConfig()), breaker)
-    started = time.monotonic()
     waiting = [asyncio.ensure_future(wrapper.aget(f"k{i}")) for i in range(3)]
-    await asyncio.sleep(0.06)
+    await asyncio.wait_for(until_entered(3), 10)
+    clock.advance(0.06)
     suspect = asyncio.ensure_future(wrapper.aget("suspect"))  # first sighting: admitted
-    await asyncio.sleep(0.02)
+    await asyncio.wait_for(until_entered(4), 10)
+    clock.advance(0.02)
     with pytest.raises(CircuitOpenError, match="stopped answering"):
         await wrapper.aget("confirm")
     for call in [*waiting, suspect]:
         with pytest.raises(BackendTimeoutError, match="released: the circuit opened"):
-            await call
-    assert time.monotonic() - started < 1  # not the 30 s each would have waited
+            await asyncio.wait_for(call, 10)  # released, not the 30 s each would wait
     assert breaker.state is CircuitState.OPEN and not wrapper._waiting
     assert breaker.failures == 4  # counted, but stale: the circuit stays open as it was
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import cachemesh
 import pytest
 from cachemesh import Cache, CacheConfig, SyncCache, cache_result
+from cachemesh.builtins.memory import MemoryBackend
+from cachemesh.builtins.strategies import UnboundedStrategy
 
 
 @pytest.fixture
@@ -47,7 +48,11 @@ async def test_spec_example_runs_once_until_timeout(default_cache_reset: None) -
 
 
 def test_sync_function_on_explicit_cache(config: CacheConfig) -> None:
-    cache = SyncCache(config)
+    # The store's clock is a fake one: with a real 0.3 s timeout, a loaded machine could
+    # stall between the first and third call long enough to expire the entry.
+    now = [1000.0]
+    strategy = UnboundedStrategy(clock=lambda: now[0])
+    cache = SyncCache(config, backend=MemoryBackend(config=config, strategy=strategy))
     calls = 0
 
     @cache_result(timeout=0.3, cache=cache)
@@ -62,7 +67,10 @@ def test_sync_function_on_explicit_cache(config: CacheConfig) -> None:
     assert calls == 1
     assert square(3, 3) == 27
     assert calls == 2
-    time.sleep(0.45)
+    now[0] += 0.29
+    assert square(3) == 9
+    assert calls == 2
+    now[0] += 0.02  # past the timeout
     assert square(3) == 9
     assert calls == 3
 

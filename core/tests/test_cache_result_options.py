@@ -22,6 +22,8 @@ from cachemesh import (
     UnstableKeyError,
     cache_result,
 )
+from cachemesh.builtins.memory import MemoryBackend
+from cachemesh.builtins.strategies import UnboundedStrategy
 from cachemesh.cached_function import Args
 
 
@@ -273,8 +275,13 @@ def test_unless_bypasses_and_condition_filters(cache: SyncCache) -> None:
 
 
 def test_none_is_cached_negative_ttl_shortens_it_and_cache_none_turns_it_off(
-    cache: SyncCache,
+    config: CacheConfig,
 ) -> None:
+    # The store's clock is a fake one: a real 0.1 s TTL can run out between two calls on
+    # a loaded machine.
+    now = [1000.0]
+    strategy = UnboundedStrategy(clock=lambda: now[0])
+    cache = SyncCache(config, backend=MemoryBackend(config=config, strategy=strategy))
     calls = {"a": 0, "b": 0}
 
     @cache_result(cache=cache, timeout=60, negative_ttl=0.1)
@@ -288,8 +295,8 @@ def test_none_is_cached_negative_ttl_shortens_it_and_cache_none_turns_it_off(
     find("x")
     find("x")
     assert calls["a"] == 1
-    assert 0 < (cache.ttl(find.cache_key("x")) or 0) <= 0.1
-    time.sleep(0.15)
+    assert cache.ttl(find.cache_key("x")) == pytest.approx(0.1)  # negative_ttl, not 60
+    now[0] += 0.15
     find("x")
     assert calls["a"] == 2
     find_uncached("x")
@@ -317,16 +324,28 @@ def test_jitter_spreads_10000_expiries(cache: SyncCache, jitter: Any) -> None:
     for n in range(10_000):
         item(n)
     now = time.monotonic()
-    ttls = [cache.ttl(item.cache_key(n)) or 0.0 for n in range(10_000)]
-    expiries = [now + t for t in ttls]
-    largest = _largest_bucket(expiries)
+    # Each expiry is read as [clock before, clock after] + ttl(): the store read its clock
+    # in between. (Reading them all as `now + ttl` made a stall while reading look like a
+    # spread, so the no-jitter case could fail on a loaded machine.)
+    ttls: list[float] = []
+    earliest: list[float] = []
+    latest: list[float] = []
+    for n in range(10_000):
+        before = time.monotonic()
+        ttl = cache.ttl(item.cache_key(n)) or 0.0
+        after = time.monotonic()
+        ttls.append(ttl)
+        earliest.append(before + ttl)
+        latest.append(after + ttl)
+    largest = _largest_bucket(earliest)
     print(
         f"\njitter={jitter!r}: largest 100 ms bucket holds {largest} of 10,000 expiries "
         f"(written in {now - began:.2f}s)"
     )
     assert max(ttls) <= 60
-    if jitter is None:  # they all expire within the time it took to write them
-        assert max(expiries) - min(expiries) <= (now - began) + 0.05
+    if jitter is None:  # each expires 60 s after its write: all within the writing time
+        assert min(latest) >= began + 60 - 1e-6
+        assert max(earliest) <= now + 60 + 1e-6
     else:
         assert largest <= 400  # ~10,000 / 50-60 buckets, with room for chance
         # 60 less at most 10 %, less the time from the first write to the last read

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,7 +25,9 @@ def config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> CacheConfig:
     return CacheConfig(CACHE_KEY_PREFIX="stampede")
 
 
-def test_200_threads_on_a_cold_key_run_the_loader_once(config: CacheConfig) -> None:
+def test_200_threads_on_a_cold_key_run_the_loader_once(
+    config: CacheConfig, until_coalesced: Callable[[int], None]
+) -> None:
     cache = SyncCache(config)
     calls = 0
     results: list[dict[str, int]] = []
@@ -33,7 +36,7 @@ def test_200_threads_on_a_cold_key_run_the_loader_once(config: CacheConfig) -> N
     def load(user_id: int) -> dict[str, int]:
         nonlocal calls
         calls += 1
-        time.sleep(0.2)  # long enough for every thread to arrive while it runs
+        until_coalesced(199)  # runs until every other thread waits on it
         return {"id": user_id}
 
     assert run_threads(lambda _: results.append(load(7)), 200) == []
@@ -61,7 +64,7 @@ async def test_200_tasks_on_a_cold_key_run_the_loader_once(config: CacheConfig) 
 
 
 def test_a_loader_error_reaches_every_waiting_caller_and_is_not_cached(
-    config: CacheConfig,
+    config: CacheConfig, until_coalesced: Callable[[int], None]
 ) -> None:
     cache = SyncCache(config)
     calls = 0
@@ -70,7 +73,8 @@ def test_a_loader_error_reaches_every_waiting_caller_and_is_not_cached(
     def load(n: int) -> int:
         nonlocal calls
         calls += 1
-        time.sleep(0.1)
+        if calls == 1:
+            until_coalesced(19)  # fails only once every other thread waits on it
         raise LookupError("source down")
 
     errors = run_threads(lambda _: load(1), 20)
@@ -111,21 +115,24 @@ async def test_an_async_loader_that_awaits_its_own_key_does_not_deadlock(
 
 async def test_a_cancelled_caller_does_not_cancel_the_load(config: CacheConfig) -> None:
     cache = Cache(config)
-    finished = asyncio.Event()
+    started, finished = asyncio.Event(), asyncio.Event()
 
     @cache_result(timeout=60, cache=cache)
     async def slow(n: int) -> int:
+        started.set()
         await asyncio.sleep(0.1)
         finished.set()
         return n * 2
 
     first = asyncio.ensure_future(slow(4))
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(started.wait(), 10)  # cancelled while the load runs
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
-    await asyncio.wait_for(finished.wait(), 2)
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(finished.wait(), 10)
+    deadline = time.monotonic() + 10
+    while await cache.get(slow.cache_key(4)) is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
     assert await cache.get(slow.cache_key(4)) == 8  # the load finished and was stored
 
 
@@ -223,28 +230,37 @@ def test_stale_while_revalidate_answers_at_once_and_reloads_in_the_background(
 ) -> None:
     cache = SyncCache(config)
     version = 1
-    reloaded = threading.Event()
+    reloaders: list[threading.Thread] = []
+    reloading, release = threading.Event(), threading.Event()
 
     @cache_result(timeout=0.1, cache=cache, stale_while_revalidate=30)
     def config_value(name: str) -> int:
         if version > 1:
-            time.sleep(0.2)
-            reloaded.set()
+            reloaders.append(threading.current_thread())
+            reloading.set()
+            release.wait(10)  # the reload hangs until the test lets it finish
         return version
 
     assert config_value("x") == 1
     time.sleep(0.15)
     version = 2
-    began = time.perf_counter()
-    assert config_value("x") == 1  # stale, served without waiting for the 0.2 s reload
-    assert time.perf_counter() - began < 0.2
-    assert reloaded.wait(5)
+    # Served stale without waiting: the reload is held until `release`, so a caller that
+    # waited for it would get 2, ten seconds later. (Shown without a wall-clock bound,
+    # which a loaded machine can exceed.)
+    assert config_value("x") == 1
+    assert reloading.wait(10)
+    assert reloaders[0] is not threading.current_thread()  # reloaded in the background
+    # While that reload runs, more reads are served stale and start no second one. (Counted
+    # here, while the reload is held: counted after it, the new 0.1 s entry could already
+    # be stale again on a loaded machine and rightly start another reload.)
+    assert [config_value("x") for _ in range(3)] == [1, 1, 1]
+    stats = config_value.stats
+    assert (stats.background_refreshes, stats.stale_served, stats.loads) == (1, 4, 1)
+    release.set()
     deadline = time.monotonic() + 5
     while config_value("x") != 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert config_value("x") == 2
-    stats = config_value.stats
-    assert stats.background_refreshes == 1 and stats.stale_served >= 1
 
 
 async def test_async_stale_while_revalidate(config: CacheConfig) -> None:
@@ -265,6 +281,80 @@ async def test_async_stale_while_revalidate(config: CacheConfig) -> None:
         if await value("x") == 2:
             break
     assert await value("x") == 2
+
+
+async def test_async_stale_callers_in_one_loop_turn_start_one_reload(
+    config: CacheConfig,
+) -> None:
+    # A reload task joins the single flight only when it first runs, so every caller of
+    # this gather would have started (and counted) a reload of its own.
+    cache = Cache(config)
+    version = 1
+
+    @cache_result(timeout=0.1, cache=cache, stale_while_revalidate=30)
+    async def value(name: str) -> int:
+        return version
+
+    assert await value("x") == 1
+    await asyncio.sleep(0.15)
+    version = 2
+    assert await asyncio.gather(*(value("x") for _ in range(50))) == [1] * 50
+    for _ in range(500):
+        if await value("x") == 2:
+            break
+        await asyncio.sleep(0.01)
+    stats = value.stats
+    assert (stats.background_refreshes, stats.loads) == (1, 2)
+
+
+async def test_a_reload_task_cancelled_before_it_ran_lets_the_next_caller_reload(
+    config: CacheConfig,
+) -> None:
+    cache = Cache(config)
+
+    @cache_result(timeout=0.1, cache=cache, stale_while_revalidate=30)
+    async def value(name: str) -> int:
+        return 1
+
+    await value("x")
+    await asyncio.sleep(0.15)
+    await value("x")  # stale: starts a reload task, which has not run yet
+    (task,) = [t for t in asyncio.all_tasks() if t.get_name().startswith("cachemesh reload")]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await value("x")  # still stale: a new reload, not "one is already running"
+    assert value.stats.background_refreshes == 2
+
+
+def test_stale_callers_before_the_reload_thread_runs_start_one_reload(
+    config: CacheConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cachemesh.cached_function as module
+
+    cache = SyncCache(config)
+
+    @cache_result(timeout=0.1, cache=cache, stale_while_revalidate=30)
+    def value(name: str) -> int:
+        return 1
+
+    value("x")
+    time.sleep(0.15)
+    started: list[threading.Thread] = []
+
+    class HeldThread(threading.Thread):
+        """Started only when the test says: as if the OS had not scheduled it yet."""
+
+        def start(self) -> None:
+            started.append(self)
+
+    monkeypatch.setattr(module, "threading", type("T", (), {"Thread": HeldThread}))
+    assert [value("x") for _ in range(5)] == [1] * 5  # all stale, none reloaded yet
+    monkeypatch.undo()
+    assert len(started) == 1 and value.stats.background_refreshes == 1
+    threading.Thread.start(started[0])
+    started[0].join(10)
+    assert value.stats.loads == 2
 
 
 def test_background_reload_failure_keeps_the_stale_value(

@@ -31,7 +31,9 @@ from cachemesh import (
     SyncDistributedLock,
 )
 from cachemesh.builtins.memory import MemoryBackend
+from cachemesh.builtins.strategies import UnboundedStrategy
 from cachemesh.locks import lock_key
+from cachemesh.testing import FakeClock
 
 MakeConfig = Callable[..., CacheConfig]
 
@@ -57,7 +59,8 @@ def scache(config: CacheConfig, backend: MemoryBackend) -> SyncCache:
 
 
 class SpyBackend(MemoryBackend):
-    """Counts lock calls (to prove a refusal happens before any backend call)."""
+    """Counts lock calls (to prove a refusal happens before any backend call); an extend
+    is counted once it is done, so a count that went up means the lease moved."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -68,8 +71,9 @@ class SpyBackend(MemoryBackend):
         return super().lock_acquire(key, token, ttl)
 
     def lock_extend(self, key: str, token: str, ttl: float) -> bool:
+        extended = super().lock_extend(key, token, ttl)
         self.calls.append("extend")
-        return super().lock_extend(key, token, ttl)
+        return extended
 
     def lock_release(self, key: str, token: str) -> bool:
         self.calls.append("release")
@@ -115,11 +119,28 @@ class LostReplyBackend(MemoryBackend):
 
 
 class SlowReleaseBackend(MemoryBackend):
-    """An async release that takes a while, so a test can cancel the task mid-release."""
+    """An async release that waits for `proceed`, so a test can cancel the task
+    mid-release (`entered` is set once the release is in flight) and let it finish after.
+    Events rather than a fixed delay: a loaded machine cannot reorder them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.entered = asyncio.Event()
+        self.proceed = asyncio.Event()
 
     async def alock_release(self, key: str, token: str) -> bool:
-        await asyncio.sleep(0.2)
+        self.entered.set()
+        await self.proceed.wait()
         return self.lock_release(key, token)
+
+
+async def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll `check` until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not true within {timeout:g}s")
+        await asyncio.sleep(0.01)
 
 
 # --- basics -------------------------------------------------------------------------------
@@ -169,16 +190,19 @@ async def test_the_class_picks_the_api_whatever_the_cache(
         await SyncDistributedLock(cache, "mixed", timeout=5).__aenter__()
 
 
-async def test_not_acquired_when_held_elsewhere(cache: Cache, backend: MemoryBackend) -> None:
+async def test_not_acquired_when_held_elsewhere(config: CacheConfig) -> None:
+    backend = SpyBackend(config=config)
+    cache = Cache(config, backend=backend)
     holder = DistributedLock(cache, "order:1", timeout=30)
     assert await holder.acquire()
     other = DistributedLock(cache, "order:1", timeout=30, blocking=False)
-    started = time.monotonic()
-    assert await asyncio.wait_for(other.__aenter__(), timeout=2) is other
+    assert await asyncio.wait_for(other.__aenter__(), timeout=10) is other
     assert other.acquired is False
     assert other.fencing_token is None
     await other.__aexit__(None, None, None)
-    assert time.monotonic() - started < 0.5  # non-blocking answers at once
+    # Non-blocking answers at once: one attempt, no retry (counted, not timed: a time
+    # bound can fail on a loaded machine).
+    assert backend.calls == ["acquire", "acquire"]
     assert backend.lock_owner(holder.key) == holder.token  # the holder is untouched
     assert await holder.release()
 
@@ -203,7 +227,7 @@ async def test_blocking_acquire_gives_up_at_the_deadline(cache: Cache) -> None:
     started = time.monotonic()
     assert await waiter.acquire() is False
     waited = time.monotonic() - started
-    assert 0.3 <= waited < 0.9, waited
+    assert 0.3 <= waited < 10, waited  # gives up at the deadline, not at the 30 s lease
     await holder.release()
 
 
@@ -216,10 +240,10 @@ async def test_blocking_acquire_gets_the_lock_when_freed(cache: Cache) -> None:
         await holder.release()
 
     freeing = asyncio.create_task(free_later())
-    waiter = DistributedLock(cache, "slow", timeout=30, blocking_timeout=2, retry_interval=0.02)
+    waiter = DistributedLock(cache, "slow", timeout=30, blocking_timeout=10, retry_interval=0.02)
     started = time.monotonic()
-    assert await waiter.acquire() is True
-    assert 0.15 <= time.monotonic() - started < 1.0
+    assert await waiter.acquire() is True  # within blocking_timeout: when it was freed
+    assert time.monotonic() - started >= 0.15  # it did wait for the release
     await freeing
     assert waiter.fencing_token == 2
     await waiter.release()
@@ -231,9 +255,9 @@ def test_sync_blocking_acquire_with_deadline(scache: SyncCache) -> None:
     waiter = SyncDistributedLock(scache, "slow", timeout=30, retry_interval=0.05)
     started = time.monotonic()
     assert waiter.acquire(blocking_timeout=0.3) is False
-    assert 0.3 <= time.monotonic() - started < 0.9
+    assert 0.3 <= time.monotonic() - started < 10  # the deadline, not the 30 s lease
     threading.Timer(0.2, holder.release).start()
-    assert waiter.acquire(blocking_timeout=3) is True
+    assert waiter.acquire(blocking_timeout=10) is True
     waiter.release()
 
 
@@ -393,11 +417,15 @@ async def test_async_with_exit_does_not_mask_the_body_error(cache: Cache) -> Non
     assert any("no longer held" in note for note in notes) or not hasattr(caught.value, "add_note")
 
 
-async def test_extend_restarts_the_lease(cache: Cache) -> None:
-    lock = DistributedLock(cache, "job", timeout=0.2)
+async def test_extend_restarts_the_lease(config: CacheConfig) -> None:
+    # The store runs on a fake clock: with real sleeps, a stall between acquire and extend
+    # (or after the sleep) on a loaded machine could decide the outcome, not extend().
+    clock = FakeClock()
+    backend = MemoryBackend(config=config, strategy=UnboundedStrategy(clock=clock))
+    lock = DistributedLock(Cache(config, backend=backend), "job", timeout=0.2)
     await lock.acquire()
     await lock.extend(1.0)
-    await asyncio.sleep(0.3)
+    clock.advance(0.3)  # past the first lease
     assert await lock.owned() and lock.remaining > 0.5
     await lock.release()
     with pytest.raises(LockError, match="needs a held lock"):
@@ -416,40 +444,63 @@ async def test_extend_after_expiry_raises(cache: Cache) -> None:
 
 
 # --- auto-renewal and loss ----------------------------------------------------------------
+# The store of the two tests below runs on a fake clock that moves 2/3 of the 0.3 s TTL at
+# a time, each step followed by a renewal: the lock outlives several TTLs by renewals
+# alone. (On the real clock, a loaded machine delayed a renewal past the lease: seen with
+# a 0.6 s TTL renewed every 0.2 s.) max_hold is lifted: its default (10 x timeout) runs
+# on the real clock, which a slow run could reach.
 async def test_auto_renew_keeps_the_lock_past_its_ttl_and_stops_on_release(
     config: CacheConfig,
 ) -> None:
-    spy = SpyBackend(config=config)
+    clock = FakeClock()
+    spy = SpyBackend(config=config, strategy=UnboundedStrategy(clock=clock))
     cache = Cache(config, backend=spy)
-    lock = DistributedLock(cache, "long", timeout=0.3, auto_renew=True)
+    lock = DistributedLock(cache, "long", timeout=0.3, auto_renew=True, max_hold=3600)
+
+    def renewed_since(seen: int) -> Callable[[], bool]:
+        return lambda: spy.calls.count("extend") > seen
+
     await lock.acquire()
-    await asyncio.sleep(1.0)  # more than three TTLs
+    for _ in range(5):  # 1 s of store time: more than three TTLs
+        clock.advance(0.2)
+        await _until(renewed_since(spy.calls.count("extend")), timeout=10)
     assert await lock.owned() and lock.acquired and not lock.lost.is_set()
     assert not await DistributedLock(cache, "long", timeout=1).acquire(blocking=False)
-    renewals = spy.calls.count("extend")
-    assert renewals >= 5
     assert await lock.release()
-    await asyncio.sleep(0.4)
-    assert spy.calls.count("extend") == renewals  # renewal stopped with the release
     assert lock._renewal is None
+    renewals = spy.calls.count("extend")
+    await asyncio.sleep(0.4)  # several renewal intervals
+    assert spy.calls.count("extend") == renewals  # renewal stopped with the release
 
 
 def test_sync_auto_renew_keeps_the_lock_and_stops_on_release(config: CacheConfig) -> None:
-    spy = SpyBackend(config=config)
+    clock = FakeClock()  # as above
+    spy = SpyBackend(config=config, strategy=UnboundedStrategy(clock=clock))
     cache = SyncCache(config, backend=spy)
-    lock = SyncDistributedLock(cache, "long", timeout=0.3, auto_renew=True)
+    lock = SyncDistributedLock(cache, "long", timeout=0.3, auto_renew=True, max_hold=3600)
     assert lock.acquire()
-    time.sleep(1.0)
+    for _ in range(5):
+        clock.advance(0.2)
+        renewals = spy.calls.count("extend")
+        deadline = time.monotonic() + 10
+        while spy.calls.count("extend") == renewals and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert spy.calls.count("extend") > renewals, "no renewal within 10 s"
     assert lock.owned() and not lock.lost.is_set()
-    renewals = spy.calls.count("extend")
-    assert renewals >= 5
+    assert not SyncDistributedLock(cache, "long", timeout=1).acquire(blocking=False)
     assert lock.release()
+    deadline = time.monotonic() + 10  # the renewal thread ends (it is not joined)
+    while [t for t in threading.enumerate() if t.name == f"renew {lock.key}"]:
+        assert time.monotonic() < deadline, "the renewal thread still runs after release"
+        time.sleep(0.01)
+    renewals = spy.calls.count("extend")
     time.sleep(0.4)
     assert spy.calls.count("extend") == renewals
-    assert not [t for t in threading.enumerate() if t.name == f"renew {lock.key}"]
 
 
-async def test_on_lost_fires_when_the_lock_is_stolen(cache: Cache, backend: MemoryBackend) -> None:
+async def test_on_lost_fires_when_the_lock_is_stolen(config: CacheConfig) -> None:
+    backend = SpyBackend(config=config)
+    cache = Cache(config, backend=backend)
     told: list[DistributedLock] = []
 
     async def on_lost(lock: DistributedLock) -> None:
@@ -460,9 +511,11 @@ async def test_on_lost_fires_when_the_lock_is_stolen(cache: Cache, backend: Memo
     backend.lock_release(lock.key, lock.token)  # as if the key had expired (or been evicted)
     thief = DistributedLock(cache, "stolen", timeout=30)
     assert await thief.acquire(blocking=False)
-    started = time.monotonic()
-    await asyncio.wait_for(lock.lost.wait(), timeout=1)
-    assert time.monotonic() - started <= 0.6  # told within one TTL (renewal every TTL/3)
+    renewals = backend.calls.count("extend")
+    await asyncio.wait_for(lock.lost.wait(), timeout=10)
+    # Told by the first renewal after the theft (renewals run every TTL/3), so within
+    # one TTL; counted rather than timed, which a loaded machine stretches.
+    assert backend.calls.count("extend") <= renewals + 1
     assert told == [lock]
     assert not lock.acquired
     assert backend.lock_owner(thief.key) == thief.token  # the renewal did not touch it
@@ -482,8 +535,8 @@ def test_sync_on_lost_fires_when_the_lock_is_stolen(
     )
     lock.acquire()
     backend.lock_release(lock.key, lock.token)
-    assert lock.lost.wait(1.0)
-    assert told.wait(1.0)
+    assert lock.lost.wait(10)  # a deadline, not a measurement: renewals run every 0.1 s
+    assert told.wait(10)
     with pytest.raises(LockNotOwned):
         lock.release()
 
@@ -494,8 +547,9 @@ async def test_renewal_stops_at_max_hold_and_tells_the_holder(
     lock = DistributedLock(cache, "capped", timeout=0.3, auto_renew=True, max_hold=0.6)
     await lock.acquire()
     started = time.monotonic()
-    await asyncio.wait_for(lock.lost.wait(), timeout=2)
-    assert 0.45 <= time.monotonic() - started <= 1.0
+    await asyncio.wait_for(lock.lost.wait(), timeout=2.5)
+    # At the cap (0.6 s), well before the default one of 10 x timeout = 3 s.
+    assert 0.45 <= time.monotonic() - started < 2.0
     await asyncio.sleep(0.05)
     assert backend.lock_owner(lock.key) is None  # the lease ran out; not renewed past the cap
     with pytest.raises(LockNotOwned):
@@ -508,7 +562,7 @@ async def test_renewal_failing_on_errors_tells_the_holder(config: CacheConfig) -
     lock = DistributedLock(cache, "flaky", timeout=0.3, auto_renew=True)
     await lock.acquire()
     flaky.down = True
-    await asyncio.wait_for(lock.lost.wait(), timeout=1)
+    await asyncio.wait_for(lock.lost.wait(), timeout=10)
     assert not lock.acquired
     flaky.down = False
 
@@ -538,13 +592,13 @@ async def test_cancelled_release_still_completes(config: CacheConfig) -> None:
     lock = DistributedLock(cache, "cancel", timeout=30)
     await lock.acquire()
     task = asyncio.create_task(lock.release())
-    await asyncio.sleep(0.05)  # the release is in flight
+    await asyncio.wait_for(slow.entered.wait(), 10)  # the release is in flight
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert slow.lock_owner(lock.key) == lock.token  # still running in the background
-    await asyncio.sleep(0.3)
-    assert slow.lock_owner(lock.key) is None
+    slow.proceed.set()
+    await _until(lambda: slow.lock_owner(lock.key) is None)
     assert not lock.acquired
 
 
@@ -562,12 +616,13 @@ async def test_cancelled_release_inside_async_with_exit(config: CacheConfig) -> 
     task = asyncio.create_task(worker())
     await inside.wait()
     task.cancel()  # the body is cancelled; the exit starts the (slow) release
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(slow.entered.wait(), 10)
     task.cancel()  # and the exit itself is cancelled too
     with pytest.raises(asyncio.CancelledError):
         await task
-    await asyncio.sleep(0.3)
-    assert slow.lock_owner(key) is None
+    assert slow.lock_owner(key) is not None  # the release is still in flight
+    slow.proceed.set()
+    await _until(lambda: slow.lock_owner(key) is None)
 
 
 # --- lost replies and an unreachable backend ----------------------------------------------
@@ -595,7 +650,10 @@ def test_sync_lost_acquire_reply_is_picked_up(config: CacheConfig) -> None:
 async def test_unknown_outcome_fails_closed_and_can_be_picked_up_later(
     config: CacheConfig,
 ) -> None:
-    flaky = LostReplyBackend(config=config)
+    # The store runs on a fake clock: with real sleeps, a loaded machine could stall past
+    # the orphan's expiry before the pick-up, or past the new lease before the last check.
+    clock = FakeClock()
+    flaky = LostReplyBackend(config=config, strategy=UnboundedStrategy(clock=clock))
     cache = Cache(config, backend=flaky)
     lock = DistributedLock(cache, "orphan", timeout=1.0, blocking_timeout=1)
     flaky.lost = 1
@@ -616,10 +674,10 @@ async def test_unknown_outcome_fails_closed_and_can_be_picked_up_later(
     flaky.lock_acquire = real_acquire  # type: ignore[method-assign]
     flaky.down = False
     assert flaky.lock_owner(lock.key) == lock.token  # the orphan, bounded by its TTL
-    await asyncio.sleep(0.5)
+    clock.advance(0.5)
     assert await lock.acquire(blocking=False) is True  # the same object picks it up
-    assert lock.fencing_token == 1 and lock.remaining > 0.9
-    await asyncio.sleep(0.7)  # past the orphan's own expiry: picking it up restarted its TTL
+    assert lock.fencing_token == 1 and lock.remaining > 0.5  # a fresh 1 s lease
+    clock.advance(0.7)  # past the orphan's own expiry: picking it up restarted its TTL
     assert await lock.owned()
     assert await lock.release()
     assert flaky.lock_owner(lock.key) is None
@@ -646,7 +704,7 @@ async def test_backend_down_fails_closed(config: CacheConfig) -> None:
 
     async def body() -> None:
         nonlocal ran
-        async with DistributedLock(cache, "down", timeout=5, blocking_timeout=1):
+        async with DistributedLock(cache, "down", timeout=5, blocking_timeout=30):
             ran = True
 
     started = time.monotonic()
@@ -654,8 +712,8 @@ async def test_backend_down_fails_closed(config: CacheConfig) -> None:
         await body()
     assert not ran
     with pytest.raises(LockUnavailable):
-        SyncDistributedLock(cache, "down", timeout=5, blocking_timeout=1).acquire()
-    assert time.monotonic() - started < 0.5  # at once: no waiting out the deadline
+        SyncDistributedLock(cache, "down", timeout=5, blocking_timeout=30).acquire()
+    assert time.monotonic() - started < 10  # at once: no waiting out the 30 s deadlines
 
 
 async def test_error_policy_miss_does_not_turn_a_lock_failure_into_not_acquired(

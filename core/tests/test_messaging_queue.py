@@ -315,18 +315,21 @@ async def test_a_stopped_consumer_gives_back_the_rest_of_its_batch() -> None:
     transport = _BatchingMemory()
     mq = MessageQueue(transport=transport, queue_name=_name(), poll_interval=0.1)
     handled: list[int] = []
-    stopping = asyncio.Event()
+    in_hand, proceed = asyncio.Event(), asyncio.Event()
 
     async def handler(message: Message) -> None:
         handled.append(message.body["n"])
-        stopping.set()
-        await asyncio.sleep(0.2)  # stop() arrives while this message is in hand
+        in_hand.set()
+        await proceed.wait()  # held until stop() has arrived (a fixed sleep could end first)
 
     for n in range(5):
         await mq.publish("batch", {"n": n})
     consumer = await mq.consume("batch", handler)
-    await asyncio.wait_for(stopping.wait(), 5)
-    await consumer.stop()
+    await asyncio.wait_for(in_hand.wait(), 5)
+    stopping = asyncio.ensure_future(consumer.stop())
+    await _until(lambda: consumer._stopping)  # stop() has arrived
+    proceed.set()
+    await asyncio.wait_for(stopping, 10)
     assert handled == [0]  # the message in hand is finished, no further one is started
     assert transport.released == [1, 2, 3, 4]  # the rest go back, in order
     await mq.close()
@@ -357,18 +360,25 @@ def test_a_stopped_sync_consumer_gives_back_the_rest_of_its_batch() -> None:
     transport = _BatchingMemory()
     mq = SyncMessageQueue(transport=transport, queue_name=_name(), poll_interval=0.1)
     handled: list[int] = []
-    in_hand = threading.Event()
+    in_hand, proceed = threading.Event(), threading.Event()
 
     def handler(message: Message) -> None:
         handled.append(message.body["n"])
         in_hand.set()
-        time.sleep(0.2)
+        proceed.wait(10)  # held until stop() has arrived (a fixed sleep could end first)
 
     for n in range(4):
         mq.publish("batch", {"n": n})
     consumer = mq.consume("batch", handler)
     assert in_hand.wait(5)
-    consumer.stop()
+    stopper = threading.Thread(target=consumer.stop)
+    stopper.start()
+    deadline = time.monotonic() + 5
+    while not consumer._stopping.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proceed.set()
+    stopper.join(10)
+    assert not stopper.is_alive()
     assert handled == [0]
     assert transport.released == [1, 2, 3]
     mq.close()

@@ -8,7 +8,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -149,7 +149,9 @@ def test_opentelemetry_exports_through_an_sdk_reader() -> None:
     provider.shutdown()
 
 
-def test_cache_result_events_reach_the_cache_metrics() -> None:
+def test_cache_result_events_reach_the_cache_metrics(
+    until_coalesced: Callable[[int], None],
+) -> None:
     cache = SyncCache(CacheConfig(CACHE_METRICS=["memory"]), namespace="fn")
     assert cache.metrics is not None
 
@@ -178,7 +180,9 @@ def test_cache_result_events_reach_the_cache_metrics() -> None:
 
     @cache_result(timeout=60, cache=cache, lock=True)
     def slow(n: int) -> int:
-        time.sleep(0.1)
+        # Runs until the 9 other threads wait on it (a fixed sleep can be outlasted on a
+        # loaded machine: a late thread then hits the cache instead of coalescing).
+        until_coalesced(9)
         return n
 
     assert run_threads(lambda _: slow(3), 10) == []

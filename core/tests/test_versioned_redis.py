@@ -154,7 +154,7 @@ def test_sync_round_trip_and_the_stored_keys(sync_cache: SyncCache, raw: Any, pr
     assert raw.pttl(vc.counter_key) == -1  # no expiry
     data = f"{prefix}:v1:users:v{version}:user:1"
     assert json.loads(raw.get(data)) == {"name": "John"}
-    assert 59_000 < raw.pttl(data) <= 60_000
+    assert 50_000 < raw.pttl(data) <= 60_000  # the 60 s given (margin: a slow machine)
     assert vc.delete_pattern("user:*") == 3
 
 

@@ -15,12 +15,14 @@ kit exactly this way.
 
 from __future__ import annotations
 
+from .clock import FakeClock
 from .conformance import BackendConformance, StrategyConformance
 from .threads import frequent_thread_switches, run_threads
 from .transport_conformance import TransportConformance
 
 __all__ = [
     "BackendConformance",
+    "FakeClock",
     "StrategyConformance",
     "TransportConformance",
     "frequent_thread_switches",
