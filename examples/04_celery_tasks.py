@@ -46,7 +46,8 @@ if not TaskMonitor(app, timeout=2.0).ping():
 print(f"status of an id never sent: {manager.task_status('no-such-task').state}")
 
 # A task that reports its progress, as the guide's status endpoint shows it.
-status = follow("send_email", send_email.delay("ann@example.com", "Welcome"))
+# Six steps of 0.3 s: PROGRESS lasts long enough to be seen between two polls.
+status = follow("send_email", send_email.delay("ann@example.com", "Welcome", steps=6))
 assert status.state == "SUCCESS", status
 print(f"result: {status.result}")
 

@@ -50,11 +50,12 @@ def finished(task_id: str) -> bool:
 
 
 # A running task shows under active(); one with a countdown under scheduled().
-running = send_email.delay("ann@example.com", "Report", steps=5)
+# Long enough (15 x 0.3 s, a 5 s countdown) to be seen by inspect calls of up to 1 s each.
+running = send_email.delay("ann@example.com", "Report", steps=15)
 wait_for("the running task", lambda: listed(monitor.active, running.id))
 print("active: examples.send_email is running")
 
-later = process_order.apply_async((8,), countdown=2)
+later = process_order.apply_async((8,), countdown=5)
 wait_for("the scheduled task", lambda: listed(monitor.scheduled, later.id))
 print("scheduled: examples.process_order is waiting for its countdown")
 
