@@ -8,6 +8,10 @@ it in a loop, noting when each new value is first seen (``time.monotonic()``, th
 clock in every process on Linux), until it reads -1 or the time is up. Prints one JSON
 line: the values seen with their times, how many reads went to L2, and the backend's
 coherence counters.
+
+``seen`` holds ``[value, first seen, start of the last read that returned it]``: the test
+bounds the last, which a stall of this process cannot push later (a read that began before
+the stall did its L1 lookup before it too), where "first seen" moves with every stall.
 """
 
 from __future__ import annotations
@@ -49,19 +53,22 @@ def main() -> int:
         time.sleep(0.001)
     print("READY", flush=True)
 
-    seen: list[tuple[Any, float]] = []
+    seen: list[list[Any]] = []
     last: Any = None
     reads = 0
     monotonic, sleep, get = time.monotonic, time.sleep, cache.get
     while True:
+        began = monotonic()
         value = get(key)
         now = monotonic()
         reads += 1
         if value != last:
-            seen.append((value, now))
+            seen.append([value, now, began])
             last = value
             if value == -1:
                 break
+        else:
+            seen[-1][2] = began
         if now > deadline:
             break
         sleep(0.0002)

@@ -69,7 +69,7 @@ def async_cache(config: CacheConfig, **kwargs: Any) -> Cache:
     return Cache(config, plugin_manager=pm, registry=get_registry(pm), **kwargs)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     """Poll `predicate` every millisecond for up to `timeout` seconds; its last answer."""
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -79,7 +79,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     return True
 
 
-async def await_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+async def await_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     """`wait_until` for a coroutine: sleeps on the event loop, not the thread."""
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -105,14 +105,33 @@ def write_updates(cache: SyncCache, count: int, interval: float) -> dict[int, fl
     return done
 
 
-def delays(done: dict[int, float], seen: list[tuple[Any, float]]) -> list[float]:
-    """Per update: from its set() returning to the reader's first read of it or a later one."""
+def delays(done: dict[int, float], seen: list[list[Any]]) -> list[float]:
+    """Per update: from its set() returning to the reader's first read of it or a later one
+    (what the figures report; a stall of the reader adds to it)."""
     out = []
     for i, finished in done.items():
-        first = min((t for value, t in seen if value == -1 or value >= i), default=None)
+        first = min((t for value, t, _ in seen if value == -1 or value >= i), default=None)
         assert first is not None, f"the reader never saw update {i}: {seen}"
         out.append(max(0.0, first - finished))
     return out
+
+
+def overdue(done: dict[int, float], seen: list[list[Any]]) -> float:
+    """How long after an update's set() returned a read could still *begin* and answer an
+    older value: the staleness bound the tests assert.
+
+    Unlike `delays`, a stall of the reading process cannot inflate it (a read that began
+    before the stall looked L1 up before it too), so a loaded machine does not fail it;
+    a copy served past its bound does.
+    """
+    worst = 0.0
+    for value, _, last_began in seen:
+        if not isinstance(value, int) or value < 0:
+            continue
+        later = [finished for i, finished in done.items() if i > value]
+        if later:
+            worst = max(worst, last_began - min(later))
+    return worst
 
 
 def summary(values: list[float]) -> str:
@@ -139,10 +158,11 @@ def test_an_update_reaches_the_other_process_within_the_delivery_delay(
     result = reader.result()
 
     measured = delays(done, result["seen"])
-    print(f"pub/sub invalidation delay: {summary(measured)}")
+    late = overdue(done, result["seen"])
+    print(f"pub/sub invalidation delay: {summary(measured)}; stale reads began <= {late:.4f} s")
     report_figure("coherence delay, pub/sub (median)", statistics.median(measured) * 1000)
     report_figure("coherence delay, pub/sub (max)", max(measured) * 1000)
-    assert max(measured) < 1.0  # ms in practice; 1 s leaves room for a loaded CI machine
+    assert late < 1.0  # ms in practice; 1 s leaves room for a loaded CI machine
     # The reader's L1 served its reads: about one L2 read per update, not one per read.
     assert result["reads"] > 5 * result["l2_reads"]
     assert result["l2_reads"] <= 3 * 101 + 10
@@ -166,9 +186,16 @@ def test_lost_invalidations_are_bounded_by_the_l1_ttl_cap(
     result = reader.result()
 
     measured = delays(done, result["seen"])
-    print(f"staleness with every invalidation lost (cap {cap} s): {summary(measured)}")
+    late = overdue(done, result["seen"])
+    print(
+        f"staleness with every invalidation lost (cap {cap} s): {summary(measured)}; "
+        f"stale reads began <= {late:.4f} s after the update"
+    )
     report_figure(f"max staleness, invalidations lost, l1_ttl_cap={cap}s", max(measured) * 1000)
-    assert max(measured) <= cap + 0.1  # the cap, plus the reader's loop and scheduling
+    # The cap, plus the refill's own round trip (the copy's TTL counts from storing it).
+    # The first-seen delay (`measured`) was asserted here before: 0.1 s of slack on it
+    # was a bet against the reader being descheduled, which a loaded machine lost.
+    assert late <= cap + 0.1
     assert max(measured) > 0.1  # really served from L1 meanwhile: the cap did the work
 
 
@@ -204,12 +231,13 @@ def test_killed_subscriber_connections_keep_staleness_far_below_the_cap(
     result = reader.result()
 
     measured = delays(done, result["seen"])
+    late = overdue(done, result["seen"])
     print(
         f"staleness with CLIENT KILL TYPE pubsub every 100 ms ({sum(kills)} connections killed, "
         f"reader resubscribed {result['stats']['subscriptions'] - 1} times): {summary(measured)}"
+        f"; stale reads began <= {late:.4f} s after the update"
     )
     report_figure("max staleness, pub/sub connection killed every 100 ms", max(measured) * 1000)
     assert sum(kills) >= 10
     assert result["stats"]["subscriptions"] >= 5  # the reader really lost its channel
-    assert max(measured) <= cap
-    assert max(measured) < 1.0  # L1 is bypassed while down, emptied on resubscribe
+    assert late < 1.0  # far below the cap: L1 is bypassed while down, emptied on resubscribe

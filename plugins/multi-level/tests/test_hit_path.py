@@ -33,6 +33,16 @@ def l1_holds(cache: Any, key: str) -> bool:
     return bool(cache.backend.l1.get(cache.keys.key(key)) is not MISSING)
 
 
+#: The L1 TTL cap of the cap tests: long enough that a loaded machine rarely stalls past
+#: it between a set and the read that must still hit L1.
+CAP = 0.5
+
+
+def sleep_past_the_cap(written: float) -> None:
+    """Until an L1 copy stored before `written` (monotonic) has certainly expired."""
+    time.sleep(max(0.0, written + CAP + 0.05 - time.monotonic()))
+
+
 # --- which path ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("levels", "path"),
@@ -105,12 +115,16 @@ def test_a_direct_hit_keeps_lru_recency(make_cache: Callable[..., SyncCache]) ->
 def test_a_hit_stops_at_the_l1_ttl_cap(
     make_cache: Callable[..., SyncCache], store: str, mode: str
 ) -> None:
-    options = {"levels": STORES[store], "l1_values": mode, "l1_ttl_cap": 0.3}
+    options = {"levels": STORES[store], "l1_values": mode, "l1_ttl_cap": CAP}
     cache = make_cache(ml_config({**options, "invalidation": "none"}))
+    before = time.monotonic()
     cache.set("k", "v1", timeout=60)
+    written = time.monotonic()
     write_l2_only(cache, "k", "v2", 60)  # an update this L1 is never told about
-    assert cache.get("k") == "v1"
-    time.sleep(0.4)
+    got = cache.get("k")
+    if time.monotonic() - before < CAP:  # not when a stall outlasted the cap meanwhile
+        assert got == "v1"
+    sleep_past_the_cap(written)
     assert cache.get("k") == "v2"  # the capped copy expired: L2 again, then refilled
     assert l1_holds(cache, "k")
 
@@ -120,20 +134,28 @@ def test_a_refilled_copy_dies_with_the_l2_entry(
     make_cache: Callable[..., SyncCache], store: str
 ) -> None:
     cache = make_cache(ml_config({"levels": STORES[store], "l1_ttl_cap": 30}))
-    write_l2_only(cache, "k", "v", 0.3)
+    backend: Any = cache.backend
+    # 2 s in L2: with 0.3 s, a stall that long before the read would fail the test.
+    write_l2_only(cache, "k", "v", 2)
     assert cache.get("k") == "v"  # refilled for at most what L2 had left
     assert l1_holds(cache, "k")
-    time.sleep(0.4)
+    assert wait_until(lambda: backend.l2.get(cache.keys.key("k")) is MISSING, 10)
+    time.sleep(0.1)  # the refill's round trip: its copy may outlive L2's entry by that
     assert cache.get("k", MISSING) is MISSING  # not served from L1 after L2 dropped it
 
 
 async def test_async_hits_honour_the_cap_and_serve_l1() -> None:
-    cache = async_cache(ml_config({"l1_ttl_cap": 0.3, "invalidation": "none"}))
+    cache = async_cache(ml_config({"l1_ttl_cap": CAP, "invalidation": "none"}))
     try:
+        before = time.monotonic()
         await cache.set("k", "v1", timeout=60)
+        written = time.monotonic()
         write_l2_only(cache, "k", "v2", 60)
-        assert await cache.get("k") == "v1"
-        await await_until(lambda: False, timeout=0.4)  # sleep on the loop
+        got = await cache.get("k")
+        if time.monotonic() - before < CAP:  # not when a stall outlasted the cap meanwhile
+            assert got == "v1"
+        left = written + CAP + 0.05 - time.monotonic()
+        await await_until(lambda: False, timeout=max(0.0, left))  # sleep on the loop
         assert await cache.get("k") == "v2"
     finally:
         await cache.clear()

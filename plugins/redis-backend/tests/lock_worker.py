@@ -32,13 +32,14 @@ class Probe:
     """The overlap detector, on raw redis-py."""
 
     def __init__(self, port: int, prefix: str) -> None:
-        self.r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=30)
+        self.r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=300)
         self.k = f"{prefix}:probe"
         self.waits: list[float] = []
 
     def wait_for_go(self) -> None:
         self.r.incr(f"{self.k}:ready")
-        if self.r.blpop([f"{self.k}:go"], timeout=60) is None:
+        # The parent waits up to 180 s for every process to be ready: wait longer than that.
+        if self.r.blpop([f"{self.k}:go"], timeout=240) is None:
             raise SystemExit("no go signal")
 
     def inside(self, fence: int | None, sleep: Any) -> Any:

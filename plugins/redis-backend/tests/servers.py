@@ -53,6 +53,21 @@ def free_port() -> int:
         return port
 
 
+@contextlib.contextmanager
+def dead_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs.
+
+    A port from `free_port` is free only at that instant: other suites start servers on
+    free ports at the same time, and one of them may take it before a test connects,
+    turning "nothing listens here" into a live server. Keeping the port bound without
+    listening makes the kernel refuse every connection (RST) and lets nobody else bind it.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        yield port
+
+
 def _load_prctl() -> Callable[[int, int], int] | None:
     if not sys.platform.startswith("linux") or sys.version_info >= (3, 12):
         return None  # 3.12+ warns about preexec_fn in a threaded process

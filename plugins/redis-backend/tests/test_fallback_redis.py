@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,8 +40,12 @@ WARM_UP = 1.0
 OUTAGE = 10.0
 FAILURE_THRESHOLD = 3
 RESET_TIMEOUT = 1.0
-#: Scheduling slack of a busy 2-core machine on top of the op timeout.
-SLACK = 0.05
+#: Scheduling slack of a busy 2-core machine on top of the op timeout: the event loop that
+#: notices a timed-out call lags when the CPUs are shared (p99 0.204 s and max 0.232 s
+#: under a CPU hog; elsewhere in this suite a 0.5 s timeout measured 0.96 s under load, a
+#: stall the old 0.05 s could not absorb). Kept below TIMEOUT, so a call that waits out a
+#: second op timeout (a retry, or queueing behind a hung call) still breaks the bounds.
+SLACK = 0.15
 HOT_KEYS = 50
 
 
@@ -59,13 +64,59 @@ class Run:
     fault_at: float = 0.0
     back_at: float = 0.0
     rejected: int = 0
+    #: (monotonic start, seconds late) of each tick of `StallWatch`.
+    stalls: list[tuple[float, float]] = field(default_factory=list)
 
     def window(self) -> list[Sample]:
         """The requests started while Redis was out."""
         return [s for s in self.samples if self.fault_at <= s.started < self.back_at]
 
+    def stalled(self, start: float, end: float) -> float:
+        """Seconds the process was held up by the machine between `start` and `end`."""
+        return sum(
+            late for began, late in self.stalls if began < end and began + STALL_TICK + late > start
+        )
+
     def first(self, state: CircuitState, after: float) -> Transition | None:
         return next((t for t in self.transitions if t.new is state and t.at >= after), None)
+
+
+#: The period of `StallWatch`'s ticks.
+STALL_TICK = 0.01
+
+
+class StallWatch:
+    """A thread that sleeps `STALL_TICK` over and over and records how late it wakes.
+
+    A late wake-up is time the machine did not run this process (2 shared cores, other
+    suites, a CPU hog): every timing measured here grows by it. The single-event bounds
+    (the slowest call, the time to open and to close) allow for the stalls observed while
+    that event ran, rather than for a guessed worst case. A thread, not a task: the product
+    blocking the event loop does not delay it (socket waits release the GIL), so such a
+    bug is not excused.
+    """
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="stall-watch", daemon=True)
+
+    def _watch(self) -> None:
+        while True:
+            began = time.monotonic()
+            if self.stop.wait(STALL_TICK):
+                return
+            late = time.monotonic() - began - STALL_TICK
+            if late > 0.005:  # below that: ordinary timer and GIL hand-over jitter
+                self.run.stalls.append((began, late))
+
+    def __enter__(self) -> StallWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -133,29 +184,41 @@ async def run_outage(
     breaker.add_listener(run.transitions.append)
     cache = CacheWithFallback(primary, Cache(CacheConfig(CACHE_KEY_PREFIX="fallback")))
     try:
-        for i in range(HOT_KEYS):
-            assert await cache.set(f"hot:{i}", {"n": i}, timeout=60)
-        stop = asyncio.Event()
-        driver = asyncio.create_task(drive(cache, stop, run))
-        await asyncio.sleep(WARM_UP)
-        rejected = breaker.rejected
-        run.fault_at = time.monotonic()
-        await asyncio.to_thread(fault)
-        await asyncio.sleep(OUTAGE - (time.monotonic() - run.fault_at))
-        await asyncio.to_thread(recover)
-        run.back_at = time.monotonic()
-        run.rejected = breaker.rejected - rejected
-        deadline = run.back_at + RESET_TIMEOUT + TIMEOUT + 3
-        while breaker.state is not CircuitState.CLOSED and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.5)  # traffic after recovery goes to Redis again
-        stop.set()
-        await driver
-        assert breaker.state is CircuitState.CLOSED
+        with StallWatch(run):
+            await drive_outage(cache, breaker, run, fault, recover)
         assert await cache.set("after", 1) and await primary.get("after") == 1
     finally:
         await cache.close()
     return run, breaker
+
+
+async def drive_outage(
+    cache: CacheWithFallback,
+    breaker: CircuitBreaker,
+    run: Run,
+    fault: Callable[[], None],
+    recover: Callable[[], None],
+) -> None:
+    """Warm up, break Redis for OUTAGE seconds under load, bring it back, wait for CLOSED."""
+    for i in range(HOT_KEYS):
+        assert await cache.set(f"hot:{i}", {"n": i}, timeout=60)
+    stop = asyncio.Event()
+    driver = asyncio.create_task(drive(cache, stop, run))
+    await asyncio.sleep(WARM_UP)
+    rejected = breaker.rejected
+    run.fault_at = time.monotonic()
+    await asyncio.to_thread(fault)
+    await asyncio.sleep(OUTAGE - (time.monotonic() - run.fault_at))
+    await asyncio.to_thread(recover)
+    run.back_at = time.monotonic()
+    run.rejected = breaker.rejected - rejected
+    deadline = run.back_at + RESET_TIMEOUT + TIMEOUT + 3
+    while breaker.state is not CircuitState.CLOSED and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.5)  # traffic after recovery goes to Redis again
+    stop.set()
+    await driver
+    assert breaker.state is CircuitState.CLOSED
 
 
 def check_and_report(
@@ -178,6 +241,8 @@ def check_and_report(
         if t.new is CircuitState.HALF_OPEN and run.fault_at <= t.at < run.back_at
     ]
     reached = len(window) - run.rejected  # requests whose primary call was not refused
+    # Before the breaker opens every call reaches Redis; after, only its probes may.
+    before_open = sum(1 for s in window if opened is None or s.started < opened.at)
     timeline = ", ".join(
         f"{t.at - run.fault_at:+.3f}s {t.old.value}->{t.new.value} ({t.reason})"
         for t in run.transitions
@@ -205,13 +270,31 @@ def check_and_report(
     report_figure(f"{label}: half-open probes during the outage", len(half_opens), "probes")
     report_figure(f"{label}: calls reaching Redis during the outage", reached, "calls")
     report_figure(f"{label}: time to close after recovery", time_to_close)
+    report_figure(
+        f"{label}: machine stalls during the outage (sum)",
+        run.stalled(run.fault_at, run.back_at),
+    )
     assert percentile(latencies, 0.99) <= p99_limit
-    assert max(latencies) <= 2 * TIMEOUT + SLACK  # a new connection: connect + first read
+    # The slowest call: a new connection (connect + first read), plus what the machine
+    # stalled this process while it ran (a probe measured 0.947 s, 0.5 s over, under two
+    # CPU hogs). Measured per call, so a stall elsewhere excuses nothing.
+    slowest = [
+        s
+        for s in window
+        if s.latency > 2 * TIMEOUT + SLACK + run.stalled(s.started, s.started + s.latency)
+    ]
+    assert not slowest, [
+        (s.operation, s.latency, run.stalled(s.started, s.started + s.latency)) for s in slowest
+    ]
     # Hung: the first failures arrive one timeout after the fault. Down: at once.
-    assert time_to_open <= (open_limit or (TIMEOUT + 0.3 if hung else 0.3))
-    assert time_to_close <= RESET_TIMEOUT + TIMEOUT + 0.5
-    # Each probe costs at most one timeout: far fewer calls than requests reach Redis.
-    assert reached <= RATE * (TIMEOUT + SLACK) + FAILURE_THRESHOLD + OUTAGE / RESET_TIMEOUT + 5
+    open_bound = open_limit or (TIMEOUT + 0.3 if hung else 0.3)
+    assert time_to_open <= open_bound + run.stalled(run.fault_at, opened.at)
+    assert time_to_close <= RESET_TIMEOUT + TIMEOUT + 0.5 + run.stalled(run.back_at, closed.at)
+    # Once open, only the probes (one per half-open) reach Redis: far fewer calls than
+    # requests. (Counted from the measured opening, not from a fixed RATE x TIMEOUT, which
+    # a time to open within its own bound above could exceed.)
+    assert reached - before_open <= len(half_opens) + FAILURE_THRESHOLD
+    assert reached <= RATE * (TIMEOUT + 0.3) + FAILURE_THRESHOLD + OUTAGE / RESET_TIMEOUT + 5
 
 
 @pytest.fixture

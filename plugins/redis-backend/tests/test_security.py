@@ -26,7 +26,7 @@ from cachemesh import (
     ConfigError,
 )
 
-from .servers import RedisServer, async_cache, free_port, redis_config, sync_cache
+from .servers import RedisServer, async_cache, dead_port, redis_config, sync_cache
 
 StartServer = Callable[..., RedisServer]
 
@@ -183,24 +183,24 @@ def test_timeout_and_unreachable_errors_show_no_secret(
                 provoke(evidence, partial(cache.incr, "n"), BackendTimeoutError)
             finally:
                 hung.resume()
-    dead = free_port()
-    for config in (
-        redis_config({"url": f"redis://:{SECRET}@127.0.0.1:{dead}/0"}, **settings),
-        redis_config({}, REDIS_HOST="127.0.0.1", REDIS_PORT=dead, REDIS_PASSWORD=SECRET),
-        redis_config(
-            {
-                "mode": "sentinel",
-                "sentinels": [f"127.0.0.1:{dead}"],
-                "sentinel_password": SENTINEL_SECRET,
-            },
-            REDIS_PASSWORD=SECRET,
-            **settings,
-        ),
-    ):
-        with sync_cache(config) as cache:
-            provoke(evidence, partial(cache.get, "k"), BackendUnavailableError)
-            provoke(evidence, partial(cache.set, "k", 1), BackendUnavailableError)
-            describe(evidence, cache)
+    with dead_port() as dead:
+        for config in (
+            redis_config({"url": f"redis://:{SECRET}@127.0.0.1:{dead}/0"}, **settings),
+            redis_config({}, REDIS_HOST="127.0.0.1", REDIS_PORT=dead, REDIS_PASSWORD=SECRET),
+            redis_config(
+                {
+                    "mode": "sentinel",
+                    "sentinels": [f"127.0.0.1:{dead}"],
+                    "sentinel_password": SENTINEL_SECRET,
+                },
+                REDIS_PASSWORD=SECRET,
+                **settings,
+            ),
+        ):
+            with sync_cache(config) as cache:
+                provoke(evidence, partial(cache.get, "k"), BackendUnavailableError)
+                provoke(evidence, partial(cache.set, "k", 1), BackendUnavailableError)
+                describe(evidence, cache)
 
 
 @pytest.mark.parametrize(
@@ -317,14 +317,14 @@ def test_cachemesh_check_succeeds_without_printing_the_secret(
 def test_cachemesh_check_fails_clearly_without_printing_the_secret(
     server: RedisServer, tmp_path: Path, how: str
 ) -> None:
-    dead = free_port()
-    if how == "dead port":
-        result = run_check(tmp_path, check_toml(dead), {"REDIS_PASSWORD": SECRET})
-    elif how == "dead port, url password":
-        options = f'url = "redis://:{SECRET}@127.0.0.1:{dead}/0"'
-        result = run_check(tmp_path, check_toml(dead, options), {})
-    else:
-        result = run_check(tmp_path, check_toml(server.port), {"REDIS_PASSWORD": WRONG})
+    with dead_port() as dead:
+        if how == "dead port":
+            result = run_check(tmp_path, check_toml(dead), {"REDIS_PASSWORD": SECRET})
+        elif how == "dead port, url password":
+            options = f'url = "redis://:{SECRET}@127.0.0.1:{dead}/0"'
+            result = run_check(tmp_path, check_toml(dead, options), {})
+        else:
+            result = run_check(tmp_path, check_toml(server.port), {"REDIS_PASSWORD": WRONG})
     assert_no_secret(result)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "cachemesh check: FAILED:" in result.stderr

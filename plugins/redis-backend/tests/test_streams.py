@@ -23,7 +23,7 @@ from cachemesh.plugins import new_plugin_manager
 from cachemesh_redis_backend import RedisStreamsOptions, RedisStreamsTransport
 from redis.crc import key_slot
 
-from .servers import RedisServer, TLSFiles, free_port
+from .servers import RedisServer, TLSFiles, dead_port
 
 URL = "redis://127.0.0.1:6379/0"
 StartServer = Callable[..., RedisServer]
@@ -116,10 +116,14 @@ def test_options_are_checked_with_the_key_and_the_allowed_names(prefix: str) -> 
 
 def test_no_password_in_repr_url_or_errors(prefix: str) -> None:
     secret = "s3cret-pw-value"
-    url = f"redis://:{secret}@127.0.0.1:{free_port()}/0"
     config = CacheConfig(
         CACHE_KEY_PREFIX=prefix, REDIS_SOCKET_TIMEOUT=0.5, REDIS_CONNECTION_TIMEOUT=0.5
     )
+    with dead_port() as port:
+        _check_no_password(f"redis://:{secret}@127.0.0.1:{port}/0", secret, config)
+
+
+def _check_no_password(url: str, secret: str, config: CacheConfig) -> None:
     transport = RedisStreamsTransport(url, {}, config=config)
     try:
         assert secret not in repr(transport) and secret not in transport.url
