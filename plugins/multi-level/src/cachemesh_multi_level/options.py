@@ -53,8 +53,8 @@ class MultiLevelOptions(BaseModel):
     l1_values: Literal["payloads", "objects", "copies"] = Field(
         "payloads",
         description="What L1 keeps: the encoded payloads (decoded on every hit, never shared), "
-        "the decoded objects (hits as fast as the memory backend's; callers share them), or "
-        "decoded objects handed out as copies (flat values: about as fast; never shared).",
+        "the decoded objects (hits about as fast as the memory backend's; callers share them), or "
+        "decoded objects handed out as copies (flat values: a dict.copy per hit; never shared).",
     )
     invalidation: Literal["auto", "pubsub", "none"] = Field(
         "auto",
