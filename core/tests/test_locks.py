@@ -33,7 +33,7 @@ from cachemesh import (
 from cachemesh.builtins.memory import MemoryBackend
 from cachemesh.builtins.strategies import UnboundedStrategy
 from cachemesh.locks import lock_key
-from cachemesh.testing import FakeClock
+from cachemesh.testing import FakeClock, await_until
 
 MakeConfig = Callable[..., CacheConfig]
 
@@ -132,15 +132,6 @@ class SlowReleaseBackend(MemoryBackend):
         self.entered.set()
         await self.proceed.wait()
         return self.lock_release(key, token)
-
-
-async def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll `check` until it holds; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not true within {timeout:g}s")
-        await asyncio.sleep(0.01)
 
 
 # --- basics -------------------------------------------------------------------------------
@@ -463,7 +454,7 @@ async def test_auto_renew_keeps_the_lock_past_its_ttl_and_stops_on_release(
     await lock.acquire()
     for _ in range(5):  # 1 s of store time: more than three TTLs
         clock.advance(0.2)
-        await _until(renewed_since(spy.calls.count("extend")), timeout=10)
+        assert await await_until(renewed_since(spy.calls.count("extend")), timeout=10)
     assert await lock.owned() and lock.acquired and not lock.lost.is_set()
     assert not await DistributedLock(cache, "long", timeout=1).acquire(blocking=False)
     assert await lock.release()
@@ -598,7 +589,7 @@ async def test_cancelled_release_still_completes(config: CacheConfig) -> None:
         await task
     assert slow.lock_owner(lock.key) == lock.token  # still running in the background
     slow.proceed.set()
-    await _until(lambda: slow.lock_owner(lock.key) is None)
+    assert await await_until(lambda: slow.lock_owner(lock.key) is None)
     assert not lock.acquired
 
 
@@ -622,7 +613,7 @@ async def test_cancelled_release_inside_async_with_exit(config: CacheConfig) -> 
         await task
     assert slow.lock_owner(key) is not None  # the release is still in flight
     slow.proceed.set()
-    await _until(lambda: slow.lock_owner(key) is None)
+    assert await await_until(lambda: slow.lock_owner(key) is None)
 
 
 # --- lost replies and an unreachable backend ----------------------------------------------

@@ -9,7 +9,6 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,19 +22,12 @@ from cachemesh import (
 )
 from cachemesh.builtins.memory_transport import MemoryTransport
 from cachemesh.messaging import Message, MessageValidationError
+from cachemesh.testing import await_until
 from pydantic import BaseModel
 
 
 def _name() -> str:
     return f"n{uuid.uuid4().hex[:8]}"
-
-
-async def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 class Email(BaseModel):
@@ -75,12 +67,12 @@ async def test_spec_publish_consume_and_publish_to_queue() -> None:
 
     consumer = await mq.consume("user.created", handler)
     message_id = await mq.publish("user.created", {"user_id": 1})
-    await _until(lambda: len(received) == 1)
+    assert await await_until(lambda: len(received) == 1)
     assert received == [({"user_id": 1}, "user.created", 1)]
     assert len(message_id) == 32
     direct = await mq.consume_queue("audit", handler)
     await mq.publish_to_queue("audit", {"event": "login"})
-    await _until(lambda: len(received) == 2)
+    assert await await_until(lambda: len(received) == 2)
     assert received[1] == ({"event": "login"}, "audit", 1)
     assert consumer.stats.handled == 1 and direct.stats.handled == 1
     await mq.close()
@@ -114,7 +106,7 @@ async def test_a_failing_handler_is_retried_then_dead_lettered() -> None:
 
     consumer = await mq.consume("user.email", always_fails)
     await mq.publish("user.email", {"to": "x"})
-    await _until(lambda: consumer.stats.dead_lettered == 1)
+    assert await await_until(lambda: consumer.stats.dead_lettered == 1)
     assert len(stamps) == 3
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert gaps[0] >= 0.04 and gaps[1] >= 0.09  # 0.05 s, then 0.1 s: exponential backoff
@@ -135,7 +127,7 @@ async def test_a_handler_that_recovers_gets_the_message_again() -> None:
 
     consumer = await mq.consume("job", flaky)
     await mq.publish("job", {"n": 1})
-    await _until(lambda: consumer.stats.handled == 1)
+    assert await await_until(lambda: consumer.stats.handled == 1)
     assert attempts == [1, 2]
     await mq.close()
 
@@ -159,7 +151,9 @@ async def test_schema_checked_at_consume_bad_body_is_dead_lettered() -> None:
     consumer = await strict.consume("user.email", handled.append)
     await lax.publish("user.email", {"subject": "no recipient"})
     await lax.publish("user.email", {"to": "ok@b.c"})
-    await _until(lambda: consumer.stats.handled == 1 and consumer.stats.dead_lettered == 1)
+    assert await await_until(
+        lambda: consumer.stats.handled == 1 and consumer.stats.dead_lettered == 1
+    )
     assert [m.body for m in handled] == [{"to": "ok@b.c", "subject": ""}]
     (dead,) = await strict.dead_letters(strict.queue_for("user.email"))
     assert dead.error.startswith("invalid body:") and "to: Field required" in dead.error
@@ -172,7 +166,7 @@ async def test_an_undecodable_payload_is_dead_lettered() -> None:
     queue = mq.queue_for("raw")
     await mq.transport.asend(queue, b"\xff not json")
     consumer = await mq.consume("raw", lambda m: None)
-    await _until(lambda: consumer.stats.dead_lettered == 1)
+    assert await await_until(lambda: consumer.stats.dead_lettered == 1)
     (dead,) = await mq.dead_letters(queue)
     assert dead.error.startswith("undecodable payload")
     await mq.close()
@@ -188,7 +182,9 @@ async def test_dedup_makes_a_redelivered_message_take_effect_once() -> None:
     consumer = await mq.consume("pay", handler)
     message_id = await mq.publish("pay", {"amount": 5}, message_id="fixed-id")
     await mq.publish("pay", {"amount": 5}, message_id="fixed-id")  # the publisher retried
-    await _until(lambda: consumer.stats.handled + consumer.stats.duplicates_skipped == 2)
+    assert await await_until(
+        lambda: consumer.stats.handled + consumer.stats.duplicates_skipped == 2
+    )
     assert effects == [message_id] == ["fixed-id"]
     assert consumer.stats.duplicates_skipped == 1
     await mq.close()
@@ -218,7 +214,7 @@ async def test_priority_and_delay_on_the_memory_transport() -> None:
         await mq.publish("p", {"p": priority}, priority=priority)
     await mq.publish("p", {"p": -1}, delay=0.3)
     consumer = await mq.consume("p", lambda m: order.append(m.body["p"]))
-    await _until(lambda: len(order) == 4)
+    assert await await_until(lambda: len(order) == 4)
     assert order == [9, 5, 1, -1]
     await consumer.stop()
     await mq.close()
@@ -327,7 +323,7 @@ async def test_a_stopped_consumer_gives_back_the_rest_of_its_batch() -> None:
     consumer = await mq.consume("batch", handler)
     await asyncio.wait_for(in_hand.wait(), 5)
     stopping = asyncio.ensure_future(consumer.stop())
-    await _until(lambda: consumer._stopping)  # stop() has arrived
+    assert await await_until(lambda: consumer._stopping)  # stop() has arrived
     proceed.set()
     await asyncio.wait_for(stopping, 10)
     assert handled == [0]  # the message in hand is finished, no further one is started

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .clock import FakeClock
 from .conformance import BackendConformance, StrategyConformance
+from .polling import await_until, wait_until
 from .threads import frequent_thread_switches, run_threads
 from .transport_conformance import TransportConformance
 
@@ -25,6 +26,8 @@ __all__ = [
     "FakeClock",
     "StrategyConformance",
     "TransportConformance",
+    "await_until",
     "frequent_thread_switches",
     "run_threads",
+    "wait_until",
 ]

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cachemesh.testing import wait_until
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -113,10 +115,5 @@ def start_beat(module: str, workdir: Path, name: str, *, loglevel: str = "INFO")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> bool:
-    """Poll `predicate` until it is truthy or `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
+    """The test kit's `wait_until`, polling at a pace meant for log files and Redis reads."""
+    return wait_until(predicate, timeout, interval)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from cachemesh import MessageQueue, SyncMessageQueue
+from cachemesh.testing import await_until, wait_until
 from cachemesh_kombu_transport import KombuTransport
 
 Make = Callable[..., KombuTransport]
@@ -36,26 +37,11 @@ def _depth_is(transport: KombuTransport, queue: str, n: int) -> bool:
     return transport.depth(queue) == n
 
 
-def _until_sync(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Whether `check` holds within `timeout` seconds (polled)."""
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    return check()
-
-
-async def _until(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    assert check()
-
-
 async def _drain(make_transport: Make, queue: str, got: list[int], want: int) -> None:
     """A second consumer, on its own connection, takes what is left."""
     mq = MessageQueue(transport=make_transport(prefetch=4), poll_interval=0.1)
     consumer = await mq.consume_queue(queue, lambda m: got.append(m.body["i"]))
-    await _until(lambda: len(got) >= want)
+    assert await await_until(lambda: len(got) >= want, timeout=15)
     await consumer.stop()
     assert consumer.stats.handled == want
 
@@ -135,7 +121,7 @@ def test_the_blocking_consumer_gives_its_unhandled_batch_back(
     stopper.start()
     # Release the handler only once the stop is requested: otherwise, with the stopper
     # thread not yet scheduled, the consumer rightly goes on to message 1.
-    assert _until_sync(consumer._stopping.is_set)
+    assert wait_until(consumer._stopping.is_set)
     release.set()
     stopper.join(10)
     assert got == [0] and not consumer.running
@@ -162,7 +148,7 @@ async def test_acks_follow_the_handler_and_the_batch_is_handled_in_order(
 
     mq = MessageQueue(transport=transport, poll_interval=0.1, retry_delay=0.01)
     consumer = await mq.consume_queue(queue_name, handler)
-    await _until(lambda: len(got) >= N)
+    assert await await_until(lambda: len(got) >= N, timeout=15)
     await consumer.stop()
     assert got == [0, 1, *range(3, N), 2]
     assert max(depths) <= 4  # never more unacked than the prefetch

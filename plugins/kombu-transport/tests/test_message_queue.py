@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import cachemesh
 import pytest
 from cachemesh import MessageQueue, SyncMessageQueue
 from cachemesh.errors import ConfigError
+from cachemesh.testing import await_until
 from cachemesh_kombu_transport import KombuTransport
 
 URL = "amqp://guest:guest@127.0.0.1:5672//"  # the tests' RabbitMQ (conftest.py)
@@ -29,12 +30,6 @@ def suffix(entry_points: None) -> Iterator[str]:
         cleaner.purge(f"direct-{value}")
     finally:
         cleaner.close()
-
-
-async def _until(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
 
 
 async def test_the_spec_flow(suffix: str) -> None:
@@ -70,7 +65,7 @@ async def test_the_spec_flow(suffix: str) -> None:
     await mq.publish(sms_key, {"to": "+15550100", "text": "hi"})
     await mq.publish_to_queue(queue, {"kind": "direct"})
 
-    await _until(lambda: bool(received and direct) and len(failed_attempts) >= 3)
+    await await_until(lambda: bool(received and direct) and len(failed_attempts) >= 3, timeout=15)
     await asyncio.sleep(0.3)  # nothing more arrives
     for consumer in (email, sms, plain):
         await consumer.stop()
@@ -97,7 +92,7 @@ async def test_priority_and_delay_through_a_message_queue(suffix: str) -> None:
         order.append(message.body["p"])
 
     consumer = await mq.consume(key, handle)
-    await _until(lambda: len(order) == 4)
+    await await_until(lambda: len(order) == 4, timeout=15)
     await consumer.stop()
     assert order == [9, 4, 1, "later"]
     await mq.close()

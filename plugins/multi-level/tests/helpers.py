@@ -8,18 +8,16 @@ on 127.0.0.1:6379 is only read and written under a unique key prefix per test.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from cachemesh import Cache, CacheConfig, SyncCache
+from cachemesh import Cache, CacheConfig, SyncCache, testing
 from cachemesh.plugins import get_registry, new_plugin_manager
 
 HERE = Path(__file__).resolve().parent
@@ -70,23 +68,13 @@ def async_cache(config: CacheConfig, **kwargs: Any) -> Cache:
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll `predicate` every millisecond for up to `timeout` seconds; its last answer."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
-    return True
+    """The test kit's `wait_until`, polling every millisecond (staleness is measured in ms)."""
+    return testing.wait_until(predicate, timeout, interval=0.001)
 
 
 async def await_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """`wait_until` for a coroutine: sleeps on the event loop, not the thread."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.001)
-    return True
+    """The test kit's `await_until`, polling every millisecond."""
+    return await testing.await_until(predicate, timeout, interval=0.001)
 
 
 def invalidation_threads() -> list[threading.Thread]:
